@@ -1,0 +1,54 @@
+# faro developer tasks. `make` alone lists them.
+#
+# Everything runs inside a virtual environment in .venv, created on first use by `make install`.
+# Override the interpreter that creates it with `make install PYTHON=python3.12`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BENCH_ARGS ?=
+PYTEST_ARGS ?=
+
+VENV_PY := $(VENV)/bin/python
+# Written after a successful install; re-made whenever pyproject.toml changes.
+STAMP := $(VENV)/.faro-installed
+# Only the folders that exist: ruff stops on a path that is missing.
+LINT_PATHS := $(wildcard faro tests benchmarks examples)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint typecheck bench check clean
+
+help: ## List the targets
+	@echo "Usage: make TARGET [PYTHON=python3] [PYTEST_ARGS=...] [BENCH_ARGS=...]"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create .venv (if absent) and install faro with its dev extras, editable
+
+$(STAMP): pyproject.toml
+	@$(VENV_PY) -m pip --version >/dev/null 2>&1 || { \
+		echo "Creating $(VENV) with $(PYTHON)"; \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
+	}
+	$(VENV_PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: install ## Run the simulated-cluster demo (examples/simulated_cluster.py)
+	$(VENV_PY) examples/simulated_cluster.py
+
+test: install ## Run the whole test suite (extra pytest options: PYTEST_ARGS=...)
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## Check the code with ruff
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+
+typecheck: install ## Type-check faro/ with mypy --strict
+	$(VENV)/bin/mypy --strict faro
+
+bench: install ## Run the benchmarks (options: BENCH_ARGS=...)
+	$(VENV_PY) benchmarks/run.py $(BENCH_ARGS)
+
+check: lint typecheck test ## Lint, type-check and test
+
+clean: ## Remove .venv, build artefacts, caches and output/
+	rm -rf $(VENV) build dist .eggs *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .tox output
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,439 @@
+"""``SimulatedCluster``: a Kubernetes API server in a thread, for tests and demos.
+
+Usage::
+
+    from faro.testing import SimulatedCluster
+
+    with SimulatedCluster() as cluster:
+        cluster.create({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "demo", "namespace": "default"}})
+        # point kubectl, the kubernetes client or faro at cluster.kubeconfig_path
+
+The server listens on 127.0.0.1 (a free port unless one is given), requires the
+bearer token written into its kubeconfig, and optionally serves HTTPS with a CA
+of its own. Objects, resourceVersions, list and watch follow kube-apiserver's
+rules; see ``docs/simulator.md`` for what is and is not simulated.
+
+Every method is thread-safe. Helpers act on the server's storage directly and
+have the same effects (events, resourceVersions, errors) as the equivalent API
+requests; errors raise :class:`ApiError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import yaml
+
+from faro.testing._errors import ApiError
+from faro.testing._server import Faults, SimServer, _Delay, _Failure
+from faro.testing._store import Entry, Store
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+__all__ = ["ApiError", "SimulatedCluster"]
+
+
+class SimulatedCluster:
+    """A simulated kube-apiserver on 127.0.0.1, usable as a context manager.
+
+    Args:
+        port: TCP port; 0 picks a free one.
+        host: address to listen on (loopback by default; keep it that way in tests).
+        tls: serve HTTPS with a generated CA (needs the ``cryptography`` package,
+            installed by ``faro[test]``).
+        token: bearer token clients must send; random by default.
+        kubeconfig_path: where to write the kubeconfig; a temporary file
+            (removed by :meth:`stop`) by default.
+        history_size: how many changes the server remembers for watch resumption
+            and consistent paging (at least this many; older ones give 410).
+        bookmark_interval: seconds between BOOKMARK events on watches that allow them.
+        too_large_rv_wait: how long a request for a future resourceVersion waits
+            before it fails with 504 "Too large resource version" (the real
+            server waits 3 s).
+        expired_in_stream: answer a watch that starts from a compacted
+            resourceVersion with HTTP 200 and an in-stream ERROR event (as
+            current servers do); False answers HTTP 410 instead.
+        namespace_cleanup_delay: seconds between a namespace turning Terminating
+            and the deletion of its objects (the real namespace controller is
+            asynchronous too, which ``kubectl delete -f`` relies on).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        tls: bool = False,
+        token: str | None = None,
+        kubeconfig_path: str | os.PathLike[str] | None = None,
+        history_size: int = 10_000,
+        bookmark_interval: float = 60.0,
+        too_large_rv_wait: float = 3.0,
+        expired_in_stream: bool = True,
+        namespace_cleanup_delay: float = 1.0,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._token = token or secrets.token_urlsafe(24)
+        self._token_lock = threading.Lock()
+        self._requested_kubeconfig = Path(kubeconfig_path) if kubeconfig_path else None
+        self._bookmark_interval = bookmark_interval
+        self._expired_in_stream = expired_in_stream
+        self._store = Store(history_size=history_size, too_large_wait=too_large_rv_wait,
+                            namespace_cleanup_delay=namespace_cleanup_delay)
+        self._faults = Faults()
+        self._server: SimServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tempdir: str | None = None
+        self._kubeconfig: Path | None = None
+        self._ca_pem: bytes | None = None
+        self._api_client: ApiClient | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> SimulatedCluster:
+        """Start serving and write the kubeconfig. Returns self. Idempotent."""
+        if self._server is not None:
+            return self
+        self._tempdir = tempfile.mkdtemp(prefix="faro-sim-")
+        server = SimServer(
+            (self._host, self._port), self._store, self._faults, self._current_token,
+            self._bookmark_interval, self._expired_in_stream,
+        )
+        if self._tls:
+            from faro.testing._tls import make_certificates, server_context
+
+            ca_pem, cert_file, key_file = make_certificates(self._host, self._tempdir)
+            self._ca_pem = ca_pem
+            server.ssl_context = server_context(cert_file, key_file)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1},
+            name=f"faro-sim-{self.port}", daemon=True,
+        )
+        self._thread.start()
+        self._write_kubeconfig()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every connection and remove temporary files. Idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.stopping.set()
+        server.shutdown()
+        self._store.drop_watches(abrupt=True)
+        server.close_connections()
+        server.server_close()
+        self._store.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._api_client is not None:
+            self._api_client.close()  # type: ignore[no-untyped-call]
+            self._api_client = None
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+
+    def __enter__(self) -> SimulatedCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------- properties
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (known once started)."""
+        return self._running().server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:38211``."""
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{self._host}:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """The bearer token the server currently accepts."""
+        return self._current_token()
+
+    @property
+    def kubeconfig_path(self) -> str:
+        """Path of the kubeconfig for this cluster (context ``faro-sim``)."""
+        self._running()
+        assert self._kubeconfig is not None
+        return str(self._kubeconfig)
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA certificate (PEM) when serving TLS, else None."""
+        return self._ca_pem
+
+    @property
+    def api_client(self) -> ApiClient:
+        """A ``kubernetes.client.ApiClient`` configured from the kubeconfig (made once)."""
+        self._running()
+        if self._api_client is None:
+            from kubernetes import config
+
+            self._api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=self.kubeconfig_path)
+        return self._api_client
+
+    @property
+    def resource_version(self) -> int:
+        """The server's current resourceVersion."""
+        return self._store.rv
+
+    @property
+    def watch_count(self) -> int:
+        """How many watch streams are open."""
+        return self._store.watch_count
+
+    # --------------------------------------------------------------- objects
+
+    def create(self, obj: Mapping[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
+        """Create an object as ``POST`` does; returns the stored object."""
+        rt = self._store.resource_for(_api_version(obj), _kind(obj))
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        if rt.namespaced and not ns:
+            ns = "default"
+        return self._store.create(rt, ns if rt.namespaced else None, obj,
+                                  manager="faro-sim").obj
+
+    def get(self, api_version: str, kind: str, name: str,
+            namespace: str | None = None) -> dict[str, Any]:
+        """Read one object; raises ApiError (404) if absent."""
+        rt = self._store.resource_for(api_version, kind)
+        return self._store.get(rt, namespace if rt.namespaced else None, name).obj
+
+    def list_objects(self, api_version: str, kind: str,
+                     namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind (in one namespace, if given), sorted by namespace and name."""
+        from faro._selectors import parse_field_selector, parse_label_selector
+
+        rt = self._store.resource_for(api_version, kind)
+        result = self._store.list_page(rt, namespace if rt.namespaced else None,
+                                  parse_label_selector(""), parse_field_selector(""))
+        return [orjson.loads(raw) for raw in result.items]
+
+    def update(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an object as ``PUT`` does (409 if its resourceVersion is stale)."""
+        rt, namespace, name = self._locate(obj)
+        return self._store.update(rt, namespace, name, obj, manager="faro-sim").obj
+
+    def update_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an object's status as ``PUT .../status`` does."""
+        rt, namespace, name = self._locate(obj)
+        return self._store.update(rt, namespace, name, obj, manager="faro-sim",
+                                  subresource="status").obj
+
+    def patch(self, api_version: str, kind: str, name: str, patch: Any, *,
+              namespace: str | None = None, patch_type: str = "merge") -> dict[str, Any]:
+        """Patch an object; ``patch_type`` is ``merge``, ``json`` or ``strategic``."""
+        if patch_type not in ("merge", "json", "strategic"):
+            raise ValueError(f"unknown patch type {patch_type!r}")
+        rt = self._store.resource_for(api_version, kind)
+        return self._store.patch(rt, namespace if rt.namespaced else None, name, patch_type,
+                                 orjson.dumps(patch), manager="faro-sim").obj
+
+    def delete(self, api_version: str, kind: str, name: str,
+               namespace: str | None = None) -> dict[str, Any]:
+        """Delete an object; returns its last state (still present if it has finalizers)."""
+        rt = self._store.resource_for(api_version, kind)
+        return self._store.delete(rt, namespace if rt.namespaced else None, name)[0].obj
+
+    def apply(self, manifest: str | os.PathLike[str] | Mapping[str, Any]
+              | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Create or update every object of a manifest, in order; returns the results.
+
+        ``manifest`` is YAML text (several documents and ``kind: List`` allowed),
+        a path to a YAML file, one object, or an iterable of objects. Existing
+        objects are merged with the given fields, like ``kubectl apply``.
+        """
+        results = []
+        for obj in _documents(manifest):
+            rt = self._store.resource_for(_api_version(obj), _kind(obj))
+            name = (obj.get("metadata") or {}).get("name")
+            if not name:
+                raise ApiError(422, f"{rt.kind} in manifest has no metadata.name")
+            namespace = (obj.get("metadata") or {}).get("namespace") or "default"
+            entry: Entry = self._store.patch(
+                rt, namespace if rt.namespaced else None, name, "apply", orjson.dumps(obj),
+                manager="faro-sim")
+            results.append(entry.obj)
+        return results
+
+    # --------------------------------------------------------------- faults
+
+    def drop_watches(self, *, abrupt: bool = False) -> int:
+        """End every open watch stream; returns how many there were.
+
+        By default streams end cleanly (the final chunk is sent, as when the
+        server's timeout passes); ``abrupt=True`` cuts the TCP connections.
+        """
+        return self._store.drop_watches(abrupt=abrupt)
+
+    def compact(self) -> None:
+        """Forget the change history.
+
+        A watch or a paged list from an older resourceVersion then gets 410 Expired.
+        """
+        self._store.compact()
+
+    def fail_next(self, count: int, status: int = 500, *, path: str = "", method: str | None = None,
+                  retry_after: int | None = None, message: str = "") -> None:
+        """Answer the next ``count`` requests whose path and query match ``path`` with ``status``.
+
+        ``path`` is a regular expression searched in the request target
+        (``/api/v1/namespaces/default/configmaps?watch=true``); empty matches
+        every request. ``retry_after`` sets ``Retry-After`` (use with 429 or 503).
+        Faults apply before authentication.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._faults.lock:
+            self._faults.failures.append(_Failure(
+                re.compile(path), method.upper() if method else None, count, status,
+                retry_after, message,
+            ))
+
+    def delay(self, seconds: float, *, path: str = "", method: str | None = None,
+              count: int | None = None) -> None:
+        """Delay matching responses by ``seconds`` (the next ``count`` ones, or all)."""
+        with self._faults.lock:
+            self._faults.delays.append(_Delay(
+                re.compile(path), method.upper() if method else None, count, seconds))
+
+    def clear_faults(self) -> None:
+        """Remove every pending failure and delay."""
+        with self._faults.lock:
+            self._faults.failures.clear()
+            self._faults.delays.clear()
+
+    def inject_malformed_watch_line(self) -> int:
+        """Write one line that is not valid JSON into every open watch; returns how many."""
+        return self._store.inject_garbage()
+
+    def restart(self) -> None:
+        """Lose every object and the history, and reset the resourceVersion counter.
+
+        Open connections are cut, as when the real server's storage is replaced.
+        The port, token and kubeconfig stay the same.
+        """
+        self._store.restart()
+        if self._server is not None:
+            self._server.close_connections()
+
+    def rotate_token(self) -> str:
+        """Accept only a new bearer token and rewrite the kubeconfig with it; returns it."""
+        with self._token_lock:
+            self._token = secrets.token_urlsafe(24)
+        if self._server is not None:
+            self._write_kubeconfig()
+        return self._token
+
+    # ------------------------------------------------------------- internals
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            return self._token
+
+    def _running(self) -> SimServer:
+        if self._server is None:
+            raise RuntimeError("the simulated cluster is not running: call start() or use "
+                               "'with SimulatedCluster() as cluster:'")
+        return self._server
+
+    def _locate(self, obj: Mapping[str, Any]) -> tuple[Any, str | None, str]:
+        rt = self._store.resource_for(_api_version(obj), _kind(obj))
+        metadata = obj.get("metadata") or {}
+        name = metadata.get("name")
+        if not name:
+            raise ApiError(422, f"{rt.kind} has no metadata.name")
+        return rt, (metadata.get("namespace") or "default") if rt.namespaced else None, name
+
+    def _write_kubeconfig(self) -> None:
+        cluster: dict[str, Any] = {"server": self.url}
+        if self._ca_pem is not None:
+            import base64
+
+            cluster["certificate-authority-data"] = base64.b64encode(self._ca_pem).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "faro-sim", "cluster": cluster}],
+            "users": [{"name": "faro-sim", "user": {"token": self.token}}],
+            "contexts": [{"name": "faro-sim",
+                          "context": {"cluster": "faro-sim", "user": "faro-sim",
+                                      "namespace": "default"}}],
+            "current-context": "faro-sim",
+            "preferences": {},
+        }
+        assert self._tempdir is not None
+        path = self._requested_kubeconfig or Path(self._tempdir) / "kubeconfig"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(config, handle, sort_keys=False)
+        os.replace(tmp, path)
+        self._kubeconfig = path
+
+
+def _api_version(obj: Mapping[str, Any]) -> str:
+    value = obj.get("apiVersion")
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, "Object 'apiVersion' is missing")
+    return value
+
+
+def _kind(obj: Mapping[str, Any]) -> str:
+    value = obj.get("kind")
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, "Object 'Kind' is missing")
+    return value
+
+
+def _documents(manifest: Any) -> list[Mapping[str, Any]]:
+    if isinstance(manifest, Mapping):
+        docs: list[Any] = [manifest]
+    elif isinstance(manifest, os.PathLike) or (
+        isinstance(manifest, str) and "\n" not in manifest and Path(manifest).is_file()
+    ):
+        docs = list(yaml.safe_load_all(Path(manifest).read_text()))
+    elif isinstance(manifest, str):
+        docs = list(yaml.safe_load_all(manifest))
+    else:
+        docs = list(manifest)
+    out: list[Mapping[str, Any]] = []
+    for doc in docs:
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise ApiError(400, f"manifest document is not an object: {doc!r:.60}")
+        if doc.get("kind") == "List":
+            out.extend(_documents(doc.get("items") or []))
+        else:
+            out.append(doc)
+    return out
