@@ -265,7 +265,11 @@ class LabelRequirement:
             object.__setattr__(self, "values", normalized)
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
-        """Whether ``labels`` (None meaning no labels) satisfy this requirement."""
+        """Whether ``labels`` (None meaning no labels) satisfy this requirement.
+
+        A convenience that compiles the test on each call; on hot paths use
+        :meth:`LabelSelector.matches`, which is precompiled.
+        """
         return _compile_requirement(self)(labels if labels is not None else _NO_LABELS)
 
     def __str__(self) -> str:
@@ -392,18 +396,23 @@ class LabelSelector:
     share between threads; matching is precompiled at construction.
     """
 
-    __slots__ = ("_match", "_text", "requirements")
+    __slots__ = ("_match", "_requirements", "_text")
 
-    requirements: tuple[LabelRequirement, ...]
+    _requirements: tuple[LabelRequirement, ...]
     _match: _LabelTest
     _text: str
 
     def __init__(self, requirements: Iterable[LabelRequirement] = ()) -> None:
         """Build a selector requiring every one of ``requirements`` (none: match all)."""
         reqs = tuple(sorted(requirements, key=lambda r: (r.key, str(r))))
-        object.__setattr__(self, "requirements", reqs)
+        object.__setattr__(self, "_requirements", reqs)
         object.__setattr__(self, "_text", ",".join(str(r) for r in reqs))
         object.__setattr__(self, "_match", _match_all(tuple(_compile_requirement(r) for r in reqs)))
+
+    @property
+    def requirements(self) -> tuple[LabelRequirement, ...]:
+        """The requirements, in canonical order (by key, then by text)."""
+        return self._requirements
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
         """Whether ``labels`` (None meaning no labels) satisfy every requirement."""
@@ -744,9 +753,9 @@ class FieldSelector:
     share between threads; matching is precompiled at construction.
     """
 
-    __slots__ = ("_field_names", "_match", "_text", "requirements")
+    __slots__ = ("_field_names", "_match", "_requirements", "_text")
 
-    requirements: tuple[FieldRequirement, ...]
+    _requirements: tuple[FieldRequirement, ...]
     _field_names: frozenset[str]
     _match: _LabelTest
     _text: str
@@ -758,10 +767,15 @@ class FieldSelector:
             if r.op not in ("=", "!="):
                 raise SelectorError(f"invalid field selector operator: {r.op!r}")
         match = _match_all(tuple(_compile_field_requirement(r) for r in reqs))
-        object.__setattr__(self, "requirements", reqs)
+        object.__setattr__(self, "_requirements", reqs)
         object.__setattr__(self, "_field_names", frozenset(r.field for r in reqs))
         object.__setattr__(self, "_text", ",".join(str(r) for r in reqs))
         object.__setattr__(self, "_match", match)
+
+    @property
+    def requirements(self) -> tuple[FieldRequirement, ...]:
+        """The terms, in canonical order (by their text)."""
+        return self._requirements
 
     def matches(self, fields: Mapping[str, str]) -> bool:
         """Whether ``fields`` (e.g. from :func:`object_fields`) satisfy every term."""

@@ -6,8 +6,9 @@ tables), not from faro's implementation.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -132,7 +133,7 @@ def test_matching_accepts_any_mapping() -> None:
         def __getitem__(self, key: str) -> str:
             return self._data[key]
 
-        def __iter__(self):  # type: ignore[no-untyped-def]
+        def __iter__(self) -> Iterator[str]:
             return iter(self._data)
 
         def __len__(self) -> int:
@@ -179,8 +180,10 @@ def test_matching_accepts_any_mapping() -> None:
         ("a in (x,y,notin, z,in)", "a in (in,notin,x,y,z)"),
         # prefixed keys
         ("example.com/name=v", "example.com/name=v"),
-        ("0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)",
-         "0.1.2.domain/99 notin (10.10.100.1,tick.tack.clock)"),
+        (
+            "0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)",
+            "0.1.2.domain/99 notin (10.10.100.1,tick.tack.clock)",
+        ),
     ],
 )
 def test_parse_canonical_string(text: str, canonical: str) -> None:
@@ -300,7 +303,7 @@ def test_bad_values(text: str, bad_value: str, problem: str) -> None:
         parse_label_selector(text)
     message = str(info.value)
     assert message.startswith("unable to parse requirement: values[")
-    assert f"[k]: Invalid value: \"{bad_value}\"" in message
+    assert f'[k]: Invalid value: "{bad_value}"' in message
     assert problem in message
 
 
@@ -316,7 +319,12 @@ def test_several_bad_values_are_all_reported() -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("k>a", "a"), ("k<", ""), ("k>1.5", "1.5"), ("k<99999999999999999999", "99999999999999999999")],
+    [
+        ("k>a", "a"),
+        ("k<", ""),
+        ("k>1.5", "1.5"),
+        ("k<99999999999999999999", "99999999999999999999"),
+    ],
 )
 def test_gt_lt_need_an_integer(text: str, value: str) -> None:
     with pytest.raises(SelectorError) as info:
@@ -507,9 +515,7 @@ def test_shared_selector_across_threads() -> None:
         ("a = 1", {"a ": " 1"}, True),
     ],
 )
-def test_field_selector_matching(
-    selector: str, fields: Mapping[str, str], expected: bool
-) -> None:
+def test_field_selector_matching(selector: str, fields: Mapping[str, str], expected: bool) -> None:
     assert parse_field_selector(selector).matches(fields) is expected
 
 
@@ -595,12 +601,16 @@ def test_object_fields() -> None:
 # ---------------------------------------------------------------------------------------------
 
 _ALNUM = "abcXYZ019"
-_name = st.builds(
-    lambda first, mid, last: first + mid + last,
-    st.sampled_from(_ALNUM),
-    st.text(alphabet=_ALNUM + "-_.", max_size=4),
-    st.sampled_from(_ALNUM),
-) | st.sampled_from(_ALNUM) | st.sampled_from(["in", "notin"])
+_name = (
+    st.builds(
+        lambda first, mid, last: first + mid + last,
+        st.sampled_from(_ALNUM),
+        st.text(alphabet=_ALNUM + "-_.", max_size=4),
+        st.sampled_from(_ALNUM),
+    )
+    | st.sampled_from(_ALNUM)
+    | st.sampled_from(["in", "notin"])
+)
 _prefix = st.lists(st.sampled_from(["a", "b-c", "x1", "example"]), min_size=1, max_size=3).map(
     ".".join
 )
@@ -636,6 +646,9 @@ _labels = st.dictionaries(
 )
 
 
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
 def _reference_match(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
     """Straight transcription of apimachinery's Requirement.Matches, for comparison."""
     for r in selector.requirements:
@@ -649,11 +662,8 @@ def _reference_match(selector: LabelSelector, labels: Mapping[str, str]) -> bool
             ok = present
         elif r.operator == "!":
             ok = not present
-        else:
-            try:
-                n = int(value) if value.lstrip("+-").isdigit() else None
-            except ValueError:
-                n = None
+        else:  # gt, lt: the label value must parse as a Go int64
+            n = int(value) if _GO_INT.fullmatch(value) else None
             if not present or n is None or not -(2**63) <= n < 2**63:
                 ok = False
             else:
@@ -676,7 +686,25 @@ def test_label_selector_string_round_trip(text: str, labels: dict[str, str]) -> 
 
 _token_soup = st.lists(
     st.sampled_from(
-        ["a", "b", "in", "notin", "=", "==", "!=", "!", "(", ")", ",", ">", "<", " ", "1", "-", "k/v"]
+        [
+            "a",
+            "b",
+            "in",
+            "notin",
+            "=",
+            "==",
+            "!=",
+            "!",
+            "(",
+            ")",
+            ",",
+            ">",
+            "<",
+            " ",
+            "1",
+            "-",
+            "k/v",
+        ]
     ),
     max_size=12,
 ).map("".join)
@@ -701,9 +729,7 @@ _field_value = st.text(alphabet="ab,=\\! é", max_size=6)
 
 @settings(max_examples=300)
 @given(
-    reqs=st.lists(
-        st.tuples(_field_name, st.sampled_from(["=", "!="]), _field_value), max_size=4
-    ),
+    reqs=st.lists(st.tuples(_field_name, st.sampled_from(["=", "!="]), _field_value), max_size=4),
     fields=st.dictionaries(st.sampled_from(["a", "b", "a.b"]), _field_value, max_size=3),
 )
 def test_field_selector_string_round_trip(
@@ -725,9 +751,7 @@ def test_field_selector_string_round_trip(
     assert again == sel
     assert str(again) == str(sel)
     assert again.matches(fields) == sel.matches(fields)
-    expected = all(
-        (fields.get(r.field, "") == r.value) == (r.op == "=") for r in sel.requirements
-    )
+    expected = all((fields.get(r.field, "") == r.value) == (r.op == "=") for r in sel.requirements)
     assert sel.matches(fields) == expected
     # Values survive escaping exactly when the field names are plain.
     if all(f and not set(f) & set("!\\,") for f, _, _ in reqs):

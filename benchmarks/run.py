@@ -1,0 +1,72 @@
+"""Run faro's benchmarks and print a table (``make bench``).
+
+Usage: python benchmarks/run.py [--only NAME ...] [--json PATH] [--events N] [--repeat N]
+
+Every benchmark measures its own baseline in the same run and reports the ratio
+to it, so results compare across machines; targets are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_sim
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
+    "sim_emit": lambda a: bench_sim.run(events=a.events, repeat=a.repeat),
+}
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    headers = ["benchmark", "variant", "value", "unit", "baseline", "ratio", "target", "met"]
+    cells = [[str(r.get(h, "")) for h in headers] for r in rows]
+    cells = [[f"{r['value']:,}" if h == "value" else c for h, c in zip(headers, cell)]
+             for r, cell in zip(rows, cells)]
+    for cell, row in zip(cells, rows):
+        cell[4] = f"{row['baseline_value']:,} ({row['baseline']})"
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)) for cell in cells]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run faro's benchmarks.")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS),
+                        help="run only this benchmark (repeatable)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--events", type=int, default=50_000,
+                        help="objects per burst (default 50000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per variant; best is kept")
+    args = parser.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+    for name in args.only or sorted(BENCHMARKS):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.extend(BENCHMARKS[name](args))
+    print(_table(rows))
+    if args.json:
+        report = {
+            "started": started,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": __import__("os").cpu_count(),
+            "results": rows,
+        }
+        Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
