@@ -15,6 +15,7 @@ share of the reader's ceiling the simulator reaches.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import statistics
 import subprocess
@@ -78,10 +79,8 @@ class _RawServer:
                     if not data:
                         break
                     request += data
-                try:
+                with contextlib.suppress(OSError):
                     conn.sendall(self.payload)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.sock.close()

@@ -9,6 +9,7 @@ to it, so results compare across machines; targets are reported, never asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -28,17 +29,20 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    headers = ["benchmark", "variant", "value", "unit", "baseline", "ratio", "target", "met"]
-    cells = [[str(r.get(h, "")) for h in headers] for r in rows]
-    cells = [[f"{r['value']:,}" if h == "value" else c for h, c in zip(headers, cell)]
-             for r, cell in zip(rows, cells)]
-    for cell, row in zip(cells, rows):
-        cell[4] = f"{row['baseline_value']:,} ({row['baseline']})"
+    """Rows as an aligned text table."""
+    headers = ("benchmark", "variant", "value", "unit", "baseline", "ratio", "target", "met")
+    cells = [
+        (r["benchmark"], r["variant"], f"{r['value']:,}", r["unit"],
+         f"{r['baseline_value']:,} ({r['baseline']})", str(r["ratio"]), r["target"],
+         "yes" if r["met"] else "NO")
+        for r in rows
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)) for cell in cells]
-    return "\n".join(out)
+
+    def line(values: tuple[str, ...]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(tuple("-" * w for w in widths)), *map(line, cells)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "started": started,
             "python": platform.python_version(),
             "machine": platform.machine(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
             "results": rows,
         }
         Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
