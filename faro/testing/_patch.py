@@ -344,20 +344,22 @@ def _under(prefix: str, fields: Mapping[str, FieldStrategy]) -> dict[str, FieldS
     return {f"{prefix}.{path}": strategy for path, strategy in fields.items()}
 
 
-_OBJECT_META: Final[Mapping[str, FieldStrategy]] = {
+# Building blocks of BUILTIN_MERGE_KEYS, read-only like it.
+_OBJECT_META: Final[Mapping[str, FieldStrategy]] = MappingProxyType({
     "finalizers": _MERGE_SET,
     "ownerReferences": _by("uid"),
-}
+})
 
-_CONTAINER: Final[Mapping[str, FieldStrategy]] = {
+# core/v1 Container; EphemeralContainer has the same tagged fields.
+_CONTAINER: Final[Mapping[str, FieldStrategy]] = MappingProxyType({
     "ports": _by("containerPort"),
     "env": _by("name"),
     "volumeMounts": _by("mountPath"),
     "volumeDevices": _by("devicePath"),
-}
+})
 
 # core/v1 PodSpec. Lists not named here (tolerations, readinessGates, ...) are atomic.
-_POD_SPEC: Final[Mapping[str, FieldStrategy]] = {
+_POD_SPEC: Final[Mapping[str, FieldStrategy]] = MappingProxyType({
     "containers": _by("name"),
     **_under("containers", _CONTAINER),
     "initContainers": _by("name"),
@@ -370,15 +372,17 @@ _POD_SPEC: Final[Mapping[str, FieldStrategy]] = {
     "topologySpreadConstraints": _by("topologyKey"),
     "schedulingGates": _by("name"),
     "resourceClaims": _by("name", retain_keys=True),
-}
+})
 
 # core/v1 PodTemplateSpec, as embedded in workload specs.
-_POD_TEMPLATE: Final[Mapping[str, FieldStrategy]] = {
+_POD_TEMPLATE: Final[Mapping[str, FieldStrategy]] = MappingProxyType({
     **_under("metadata", _OBJECT_META),
     **_under("spec", _POD_SPEC),
-}
+})
 
-_STATUS_CONDITIONS: Final[Mapping[str, FieldStrategy]] = {"status.conditions": _by("type")}
+_STATUS_CONDITIONS: Final[Mapping[str, FieldStrategy]] = MappingProxyType(
+    {"status.conditions": _by("type")}
+)
 
 
 def _schema(*parts: Mapping[str, FieldStrategy]) -> PatchSchema:
@@ -629,7 +633,8 @@ def _merge_list_field(
     """Merge or replace list ``original`` (owned) with ``patch`` per the field's strategy."""
     if delete_list or (field is not None and field.strategy == "merge"):
         merge_key = field.merge_key if field is not None else None
-        return _merge_list(original, patch, merge_key, schema, path, delete_list=delete_list)
+        merged, _ = _merge_list(original, patch, merge_key, schema, path, delete_list=delete_list)
+        return merged
     return list(_clean(patch)[0])
 
 
@@ -641,31 +646,40 @@ def _merge_list(
     path: str,
     *,
     delete_list: bool,
-) -> list[Any]:
-    """Merge list ``patch`` into list ``original`` (owned) with strategy ``merge``."""
+) -> tuple[list[Any], list[Any]]:
+    """Merge list ``patch`` into list ``original`` (owned) with strategy ``merge``.
+
+    Returns the merged list and the ranking a ``$setElementOrder`` on the same
+    field then uses for the items it does not name. Upstream ranks them by the
+    target list's storage, which its in-place deletions compact and its appends
+    refill: new items take the slots of deleted ones.
+    """
     kind = _element_kind(path, original, patch)
     if kind is None:  # both empty
-        return original
+        return original, original
     if kind == "scalar":
         if delete_list:
             doomed = {_scalar_key(item) for item in patch}
-            return [item for item in original if _scalar_key(item) not in doomed]
+            return [item for item in original if _scalar_key(item) not in doomed], original
         server, plain = original, patch
         merged = _deduplicate([*original, *patch])
+        ranking = original
     else:
         if not merge_key:
             raise PatchError(f"{_where(path)}: cannot merge a list of objects without a merge key")
-        server, plain = _list_directives(original, patch, merge_key, path)
+        server, plain, replaced = _list_directives(original, patch, merge_key, path)
         merged = _merge_by_key(server, plain, merge_key, schema, path)
-    return _order(merged, plain, server, merge_key, kind, path)
+        ranking = original if replaced else merged[: len(original)]
+    return _order(merged, plain, server, merge_key, kind, path), ranking
 
 
 def _list_directives(
     original: list[Any], patch: list[Any], merge_key: str, path: str
-) -> tuple[list[Any], list[Any]]:
+) -> tuple[list[Any], list[Any], bool]:
     """Apply the ``$patch`` items of a patch list of objects.
 
-    Returns the target list left by them and the patch's other items.
+    Returns the target list left by them, the patch's other items, and whether
+    a ``$patch: replace`` item made those other items the whole list.
     """
     plain: list[Any] = []
     replace = False
@@ -695,8 +709,8 @@ def _list_directives(
                 f"{_where(path)}: unknown patch type {_render(directive)} in map {_render(item)}"
             )
     if replace:
-        return list(_clean(plain)[0]), []
-    return original, plain
+        return list(_clean(plain)[0]), [], True
+    return original, plain, False
 
 
 def _merge_by_key(
@@ -745,14 +759,17 @@ def _set_element_order(
             continue
         done.add(field)
         merged: list[Any]
+        ranking = current or []
         if patch_list is None:
-            merged = current or []
+            merged = ranking
         elif current is None:
             merged = _clean(patch_list)[0]
-        else:
-            merged = _merge_list_field(
-                current, patch_list, strategy, schema, field_path, delete_list=False
+        elif strategy is not None and strategy.strategy == "merge":
+            merged, ranking = _merge_list(
+                current, patch_list, merge_key, schema, field_path, delete_list=False
             )
+        else:
+            merged = _clean(patch_list)[0]
         kind = _element_kind(field_path, current or [], patch_list or [])
         if kind is None:
             original[field] = merged
@@ -761,7 +778,7 @@ def _set_element_order(
             raise PatchError(
                 f"{_where(field_path)}: cannot order a list of objects without a merge key"
             )
-        original[field] = _order(merged, order, current or [], merge_key, kind, field_path)
+        original[field] = _order(merged, order, ranking, merge_key, kind, field_path)
     return done
 
 
