@@ -47,18 +47,21 @@ class ApiError(Exception):
         self.retry_after = retry_after
         if retry_after is not None:
             self.details["retryAfterSeconds"] = retry_after
+        self.list_continue = ""  # metadata.continue of the Status (a 410 for a stale token)
 
     def status(self) -> dict[str, Any]:
         """The ``Status`` object describing this error."""
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": {"continue": self.list_continue} if self.list_continue else {},
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
             "code": self.code,
         }
+        if self.reason == "Unknown":  # Go's StatusReasonUnknown is "", which JSON omits
+            del status["reason"]
         if self.details:
             status["details"] = self.details
         return status
@@ -69,11 +72,17 @@ def qualified(plural: str, group: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
+def _details(name: str, group: str, plural: str) -> dict[str, Any]:
+    """StatusDetails of an error about one object (empty fields are omitted, as in Go)."""
+    details = {"name": name, "group": group, "kind": plural}
+    return {k: v for k, v in details.items() if v}
+
+
 def not_found(plural: str, group: str, name: str) -> ApiError:
     return ApiError(
         404,
         f'{qualified(plural, group)} "{name}" not found',
-        details={"name": name, "group": group, "kind": plural},
+        details=_details(name, group, plural),
     )
 
 
@@ -82,7 +91,7 @@ def already_exists(plural: str, group: str, name: str) -> ApiError:
         409,
         f'{qualified(plural, group)} "{name}" already exists',
         reason="AlreadyExists",
-        details={"name": name, "group": group, "kind": plural},
+        details=_details(name, group, plural),
     )
 
 
@@ -90,26 +99,48 @@ def conflict(plural: str, group: str, name: str, why: str) -> ApiError:
     return ApiError(
         409,
         f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": {why}',
-        details={"name": name, "group": group, "kind": plural},
+        details=_details(name, group, plural),
     )
+
+
+_CAUSE_TYPES = (
+    ("Required value", "FieldValueRequired"),
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+    ("Not found", "FieldValueNotFound"),
+)
+
+
+def _cause_type(message: str) -> str:
+    """The StatusCause reason of a field error, from its message's leading type text."""
+    for prefix, cause in _CAUSE_TYPES:
+        if message.startswith(prefix):
+            return cause
+    return "FieldValueInvalid"
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
-    """422 Invalid; ``causes`` are (field, message) pairs."""
-    text = ", ".join(f"{field}: {message}" for field, message in causes)
-    return ApiError(
-        422,
-        f'{kind} "{name}" is invalid: {text}',
-        details={
-            "name": name,
-            "group": group,
-            "kind": kind,
-            "causes": [
-                {"reason": "FieldValueInvalid", "message": message, "field": field}
-                for field, message in causes
-            ],
-        },
-    )
+    """422 Invalid; ``causes`` are (field, message) pairs.
+
+    As apimachinery's ``NewInvalid``: the message names the group-qualified kind
+    (``Deployment.apps "x" is invalid: ...``), several errors are bracketed, and
+    each cause's reason is the field error type (``FieldValueRequired``, ...).
+    """
+    texts = list(dict.fromkeys(f"{field}: {message}" for field, message in causes))
+    text = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    qualified_kind = f"{kind}.{group}" if group else kind
+    details: dict[str, Any] = {"name": name, "group": group, "kind": kind} if group else \
+        {"name": name, "kind": kind}
+    if not name:
+        del details["name"]
+    details["causes"] = [
+        {"reason": _cause_type(message), "message": message, "field": field}
+        for field, message in causes
+    ]
+    return ApiError(422, f'{qualified_kind} "{name}" is invalid: {text}', details=details)
 
 
 def expired(message: str) -> ApiError:

@@ -33,6 +33,7 @@ from faro._selectors import (
 )
 from faro.testing import _openapi
 from faro.testing._errors import ApiError
+from faro.testing._fields import selectable
 from faro.testing._resources import (
     ResourceType,
     api_group,
@@ -61,7 +62,9 @@ _PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
 }
 _ANONYMOUS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
-_SELECTABLE_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+# Built-in kinds whose storage answers a delete with the object instead of a Status
+# (ReturnDeletedObject in their registry). Custom resources answer with a Status.
+_RETURNS_DELETED_OBJECT = frozenset({("", "pods"), ("", "serviceaccounts")})
 
 
 @dataclass
@@ -176,8 +179,15 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ plumbing
 
     def setup(self) -> None:
+        # Like Go's servers: no Nagle delay (40 ms with delayed ACKs) between a response's
+        # header and body writes.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         context = self.server.ssl_context
         if context is not None:  # handshake here, on this connection's own thread
+            from faro.testing._tls import answered_plain_http
+
+            if answered_plain_http(self.request):
+                raise ConnectionAbortedError("plain HTTP request on the HTTPS port")
             self.request = self.connection = context.wrap_socket(self.request, server_side=True)
         super().setup()
         with self.server.connections_lock:
@@ -301,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
         dry_run = params.get("dryRun") == "All"
         if name is None:
             if method == "GET":
-                labels, fields = _selectors(params)
+                labels, fields = _selectors(rt, params)
                 if params.get("watch") in ("1", "true"):
                     self._watch(rt, namespace, labels, fields, params)
                 else:
@@ -311,10 +321,15 @@ class _Handler(BaseHTTPRequestHandler):
                                      dry_run=dry_run)
                 self._send_object(201, entry, rt)
             elif method == "DELETE":
-                labels, fields = _selectors(params)
+                if "deletecollection" not in rt.verbs:
+                    self._body()
+                    raise ApiError(405, "the server does not allow this method on the requested "
+                                   "resource")
+                labels, fields = _selectors(rt, params)
                 self._body()
                 gone = store.delete_collection(rt, namespace, labels, fields)
-                self._send_list(rt, [e.encoded_as(rt.api_version) for e in gone], store.rv)
+                self._send_list(rt, [e.encoded_as(rt.api_version) if rt.custom else e.list_item()
+                                     for e in gone], store.rv)
             else:
                 raise ApiError(405, f"{method} is not supported on a collection")
             return
@@ -343,15 +358,18 @@ class _Handler(BaseHTTPRequestHandler):
             entry, removed = store.delete(
                 rt, namespace, name, preconditions=options.get("preconditions"),
                 dry_run=dry_run or "All" in (options.get("dryRun") or []))
-            if removed and not rt.custom:
-                metadata = entry.obj["metadata"]
-                self._send_json(200, {
+            # As the real handler: 200, or 202 only for a pending deletion the client asked
+            # to cascade with the deprecated orphanDependents=false.
+            code = 202 if not removed and options.get("orphanDependents") is False else 200
+            if removed and rt.storage not in _RETURNS_DELETED_OBJECT:
+                details = {"name": name, "group": rt.group, "kind": rt.plural,
+                           "uid": entry.obj["metadata"].get("uid")}
+                self._send_json(code, {
                     "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {"name": name, "group": rt.group, "kind": rt.plural,
-                                "uid": metadata.get("uid")},
+                    "details": {k: v for k, v in details.items() if v},
                 })
             else:
-                self._send_object(200 if removed else 202, entry, rt)
+                self._send_object(code, entry, rt)
         else:
             raise ApiError(405, f"{method} is not supported")
 
@@ -464,6 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
             continue_token=params.get("continue", ""),
             resource_version=params.get("resourceVersion", ""),
             match=params.get("resourceVersionMatch", ""),
+            bare_items=not rt.custom and not self._wants_table(),
         )
         self._send_list(rt, result.items, result.resource_version, result.continue_token,
                         result.remaining)
@@ -567,7 +586,8 @@ def _manager(user_agent: str | None) -> str:
     return (user_agent or "unknown").split("/")[0] or "unknown"
 
 
-def _selectors(params: dict[str, str]) -> tuple[LabelSelector, FieldSelector]:
+def _selectors(rt: ResourceType,
+               params: dict[str, str]) -> tuple[LabelSelector, FieldSelector]:
     try:
         labels = parse_label_selector(params.get("labelSelector", ""))
     except SelectorError as error:
@@ -576,10 +596,11 @@ def _selectors(params: dict[str, str]) -> tuple[LabelSelector, FieldSelector]:
         fields = parse_field_selector(params.get("fieldSelector", ""))
     except SelectorError as error:
         raise ApiError(400, f"invalid field selector: {error}") from error
+    supported = selectable(rt)
     for name in sorted(fields.fields()):
-        if name not in _SELECTABLE_FIELDS:
+        if name not in supported:
             raise ApiError(400, f'"{name}" is not a known field selector: only '
-                           '"metadata.name", "metadata.namespace"')
+                           + ", ".join(f'"{field}"' for field in supported))
     return labels, fields
 
 

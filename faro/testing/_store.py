@@ -39,8 +39,10 @@ from faro.testing._errors import (
     expired,
     invalid,
     not_found,
+    qualified,
     too_large_resource_version,
 )
+from faro.testing._fields import field_values
 from faro.testing._resources import (
     BUILTIN_RESOURCES,
     CRDS,
@@ -88,10 +90,22 @@ class Entry:
 
     obj: dict[str, Any]
     raw: bytes
+    _item: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> Entry:
         return cls(obj, dumps(obj))
+
+    def list_item(self) -> bytes:
+        """The encoding as an item of a built-in kind's list: without apiVersion and kind.
+
+        The real server encodes typed list items with an empty TypeMeta (custom
+        resources' items keep theirs). Made on first use and cached.
+        """
+        if not self._item:
+            self._item.append(dumps({k: v for k, v in self.obj.items()
+                                     if k not in ("apiVersion", "kind")}))
+        return self._item[0]
 
     def encoded_as(self, api_version: str) -> bytes:
         """The encoding with ``apiVersion`` rewritten (CRD ``None`` conversion)."""
@@ -161,6 +175,7 @@ class Watcher:
     abrupt: bool = False
     garbage: int = 0
     on_abrupt: Callable[[], None] | None = None
+    end_at: int | None = None  # end cleanly once every change up to this one was seen
 
     def select(self, change: Change) -> bytes | None:
         """The line this watcher must see for ``change``, or None.
@@ -188,9 +203,7 @@ class Watcher:
             return False
         if self.fields.is_empty:
             return True
-        return self.fields.matches(
-            {"metadata.name": metadata["name"], "metadata.namespace": metadata.get("namespace", "")}
-        )
+        return self.fields.matches(field_values(self.resource, obj))
 
 
 @dataclass
@@ -342,21 +355,32 @@ class Store:
         continue_token: str = "",
         resource_version: str = "",
         match: str = "",
+        bare_items: bool = False,
     ) -> ListResult:
-        """List with the API server's resourceVersion, paging and selector rules."""
+        """List with the API server's resourceVersion, paging and selector rules.
+
+        ``bare_items`` encodes items without apiVersion and kind, as the real
+        server's lists of built-in kinds have them.
+        """
+        _check_list_options(resource_version, match, continue_token)
         if continue_token:
-            if resource_version not in ("", "0") or match:
+            at, after = _decode_continue(continue_token)
+            if resource_version not in ("", "0"):
                 raise ApiError(
                     400, "specifying resource version is not allowed when using continue"
                 )
-            at, after = _decode_continue(continue_token)
         else:
-            at = self._list_rv(resource_version, match)
+            at = self._list_rv(resource_version, match, limit)
             after = None
         with self.cond:
+            if at < 0:  # a token for "the latest", as the real server hands out with a 410
+                at = self.rv
             if at < self._first_rv - 1 and at != self.rv:
                 if continue_token:
-                    raise expired(_CONTINUE_TOO_OLD)
+                    assert after is not None
+                    error = expired(_CONTINUE_TOO_OLD)
+                    error.list_continue = _encode_continue(-1, after)
+                    raise error
                 raise expired("The resourceVersion for the provided list is too old.")
             snapshot = self._snapshot(rt.storage, at)
         keys, entries = snapshot.keys, snapshot.entries
@@ -376,7 +400,7 @@ class Store:
             index += 1
             if filtering and not watcher._matches(entry.obj):
                 continue
-            items.append(entry.encoded_as(api_version))
+            items.append(entry.list_item() if bare_items else entry.encoded_as(api_version))
             if limit and len(items) >= limit:
                 break
         result = ListResult(items, at)
@@ -386,22 +410,18 @@ class Store:
                 result.remaining = hi - index
         return result
 
-    def _list_rv(self, resource_version: str, match: str) -> int:
-        """The resourceVersion a list without a continue token is served at."""
-        if match and not resource_version:
-            raise ApiError(400, "resourceVersionMatch is forbidden unless resourceVersion is "
-                           "provided")
-        if match not in ("", "Exact", "NotOlderThan"):
-            raise ApiError(400, f'resourceVersionMatch: Unsupported value: "{match}": supported '
-                           'values: "Exact", "NotOlderThan"')
+    def _list_rv(self, resource_version: str, match: str, limit: int = 0) -> int:
+        """The resourceVersion a list without a continue token is served at.
+
+        N with ``Exact``, or N with a limit and no match (the legacy rule), is
+        served at exactly N; N otherwise at the latest (not older than N).
+        """
         if resource_version in ("", "0"):
-            if match == "Exact":
-                raise ApiError(400, 'resourceVersionMatch "exact" is forbidden for '
-                               f'resourceVersion "{resource_version or "0"}"')
             return self.rv
         requested = parse_rv(resource_version)
         self.wait_for_rv(requested)
-        return requested if match == "Exact" else self.rv
+        exact = match == "Exact" or (not match and limit > 0)
+        return requested if exact else self.rv
 
     def wait_for_rv(self, requested: int) -> None:
         """Wait (up to ``too_large_wait``) until the store reaches ``requested``.
@@ -452,8 +472,9 @@ class Store:
         """Register a watcher; returns it and the synthetic ADDED lines to send first.
 
         ``resource_version`` "" or "0" starts with the current state as ADDED
-        events; N starts with every change after N (410 if compacted, 504 if N is
-        in the future for longer than ``too_large_wait``).
+        events; N starts with every change after N (410 if compacted). A future N
+        is accepted and the watch waits for changes after it, as the real
+        server's watch cache does (only lists and gets answer 504 for it).
         """
         initial: list[bytes] = []
         if resource_version in ("", "0"):
@@ -465,7 +486,6 @@ class Store:
             initial = [watch_line("ADDED", raw) for raw in result.items]
             return watcher, initial
         start = parse_rv(resource_version)
-        self.wait_for_rv(start)
         with self.cond:
             if start < self._first_rv - 1:
                 raise expired(f"too old resource version: {start} ({self._first_rv - 1})")
@@ -488,13 +508,19 @@ class Store:
             while True:
                 if watcher.dropped or watcher.garbage or watcher.epoch != self.epoch:
                     return []
+                if watcher.end_at is not None and watcher.cursor >= watcher.end_at:
+                    watcher.dropped = True
+                    return []
                 if watcher.cursor < self._first_rv - 1:
                     raise expired(
                         f"too old resource version: {watcher.cursor} ({self._first_rv - 1})"
                     )
                 if watcher.cursor < self.rv:
                     start = watcher.cursor + 1 - self._first_rv
-                    return self._log[start : start + batch]
+                    stop = start + batch
+                    if watcher.end_at is not None:
+                        stop = min(stop, watcher.end_at + 1 - self._first_rv)
+                    return self._log[start:stop]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
@@ -510,8 +536,12 @@ class Store:
         *,
         manager: str,
         dry_run: bool = False,
+        operation: str = "Update",
     ) -> Entry:
-        """Create an object (201 semantics); raises ApiError on conflict or invalid input."""
+        """Create an object (201 semantics); raises ApiError on conflict or invalid input.
+
+        ``operation`` is recorded in ``managedFields`` (``Apply`` for server-side apply).
+        """
         obj = _check_body(rt, body)
         metadata = obj["metadata"]
         name = metadata.get("name") or ""
@@ -530,6 +560,7 @@ class Store:
         else:
             metadata.pop("namespace", None)
             namespace = ""
+        given_rv = metadata.get("resourceVersion")
         for server_field in _SERVER_METADATA - {"deletionTimestamp", "deletionGracePeriodSeconds"}:
             metadata.pop(server_field, None)
         with self.cond:
@@ -538,13 +569,29 @@ class Store:
                 if ns is None:
                     raise not_found("namespaces", "", namespace)
                 if ns.obj["metadata"].get("deletionTimestamp"):
+                    # As the NamespaceLifecycle admission plugin answers.
+                    details: dict[str, Any] = {"name": name, "group": rt.group,
+                                               "kind": rt.plural}
+                    details = {k: v for k, v in details.items() if v}
+                    details["causes"] = [{"reason": "NamespaceTerminating",
+                                          "message": f"namespace {namespace} is being terminated",
+                                          "field": "metadata.namespace"}]
                     raise ApiError(
                         403,
-                        f"{rt.kind.lower()} \"{name}\" is forbidden: unable to create new content "
-                        f"in namespace {namespace} because it is being terminated",
+                        f'{qualified(rt.plural, rt.group)} "{name}" is forbidden: unable to '
+                        f"create new content in namespace {namespace} because it is being "
+                        "terminated",
+                        details=details,
                     )
             objects = self._objects.setdefault(rt.storage, {})
             key = (namespace, name)
+            if not dry_run and isinstance(given_rv, str) and given_rv.isdigit() \
+                    and int(given_rv):
+                # etcd3 storage refuses it (before the existence check) with a plain error,
+                # which the server answers as a 500 without a reason; a dry run never gets
+                # that far.
+                raise ApiError(500, "resourceVersion should not be set on objects to be "
+                               "created", reason="Unknown")
             if key in objects:
                 raise already_exists(rt.plural, rt.group, name)
             if rt is CRDS:
@@ -557,8 +604,9 @@ class Store:
             _defaults_on_create(rt, obj, objects)
             metadata["uid"] = str(uuid.uuid4())
             metadata["creationTimestamp"] = now_rfc3339()
-            metadata["generation"] = 1
-            _record_manager(rt, obj, None, manager, "Update", subresource="")
+            if _tracks_generation(rt):
+                metadata["generation"] = 1
+            _record_manager(rt, obj, None, manager, operation, subresource="")
             if dry_run:
                 return Entry.of(_with_rv(obj, self.rv))
             entry = self._commit(rt.storage, key, "ADDED", obj, None)
@@ -629,7 +677,7 @@ class Store:
             new["metadata"]["managedFields"] = current["metadata"].get("managedFields", [])
             if _same(new, current):
                 return old
-            if _spec_of(new) != _spec_of(current):
+            if _bumps_generation(rt, new, current, subresource):
                 new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
             _record_manager(rt, new, current, manager, operation, subresource)
             if dry_run:
@@ -698,7 +746,8 @@ class Store:
         try:
             current = self.get(rt, namespace, name).obj
         except ApiError:
-            return self.create(rt, namespace, patch, manager=manager, dry_run=dry_run)
+            return self.create(rt, namespace, patch, manager=manager, dry_run=dry_run,
+                               operation="Apply")
         schema = _patch.strategic_merge_keys(rt.group, rt.kind) if not rt.custom else None
         if schema is not None:
             new = _patch.apply_strategic_merge_patch(current, patch, schema)
@@ -727,13 +776,12 @@ class Store:
         with self.cond:
             entry = self.get(rt, namespace, name)
             metadata = entry.obj["metadata"]
-            for field_name in ("uid", "resourceVersion"):
+            for field_name, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
                 wanted = (preconditions or {}).get(field_name)
                 if wanted and wanted != metadata.get(field_name):
-                    raise conflict(rt.plural, rt.group, name, f"Precondition failed: "
-                                   f"{field_name.capitalize() if field_name == 'uid' else 'ResourceVersion'} in precondition: "  # noqa: E501
-                                   f"{wanted}, {field_name} in object meta: "
-                                   f"{metadata.get(field_name)}")
+                    raise conflict(rt.plural, rt.group, name, f"Precondition failed: {label} in "
+                                   f"precondition: {wanted}, {label} in object meta: "
+                                   f"{metadata.get(field_name, '')}")
             if dry_run:
                 return entry, not metadata.get("finalizers")
             key = (namespace or "", name)
@@ -814,6 +862,8 @@ class Store:
         new = copy.deepcopy(entry.obj)
         new["metadata"]["deletionTimestamp"] = now_rfc3339()
         new["metadata"]["deletionGracePeriodSeconds"] = 0
+        if new["metadata"].get("generation"):  # as the real server's markAsDeleting
+            new["metadata"]["generation"] += 1
         if rt is NAMESPACES:
             new.setdefault("status", {})["phase"] = "Terminating"
         return self._commit(rt.storage, key, "MODIFIED", new, entry)
@@ -949,9 +999,10 @@ class Store:
         storage = types[0].storage
         for key, entry in sorted(self._objects.get(storage, {}).items()):
             self._commit(storage, key, "DELETED", copy.deepcopy(entry.obj), entry)
-        for watcher in self._watchers:
+        for watcher in self._watchers:  # they see those DELETED events, then end cleanly
             if watcher.resource.storage == storage:
-                watcher.dropped = True
+                watcher.end_at = self.rv
+        self.cond.notify_all()
 
     def _check_crd_update(self, current: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         name = current["metadata"]["name"]
@@ -984,6 +1035,28 @@ def _causes(problems: list[str]) -> list[tuple[str, str]]:
     return [(field, message) for field, _, message in (p.partition(": ") for p in problems)]
 
 
+def _check_list_options(resource_version: str, match: str, continue_token: str) -> None:
+    """ListOptions validation as the real handler does it (422 Invalid ListOptions)."""
+    if not match:
+        return
+    problems = []
+    if not resource_version:
+        problems.append("Forbidden: resourceVersionMatch is forbidden unless resourceVersion "
+                        "is provided")
+    if continue_token:
+        problems.append("Forbidden: resourceVersionMatch is forbidden when continue is "
+                        "provided")
+    if match not in ("Exact", "NotOlderThan"):
+        problems.append(f'Unsupported value: "{match}": supported values: "Exact", '
+                        '"NotOlderThan", ""')
+    if match == "Exact" and resource_version == "0":
+        problems.append('Forbidden: resourceVersionMatch "exact" is forbidden for '
+                        'resourceVersion "0"')
+    if problems:
+        raise invalid("ListOptions", "meta.k8s.io", "",
+                      [("resourceVersionMatch", problem) for problem in problems])
+
+
 def _encode_continue(rv: int, last: Key) -> str:
     token = dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": [last[0], last[1]]})
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
@@ -996,7 +1069,11 @@ def _decode_continue(token: str) -> tuple[int, Key]:
         rv = int(data["rv"])
         start = (str(data["start"][0]), str(data["start"][1]))
     except (binascii.Error, ValueError, KeyError, TypeError, IndexError) as error:
-        raise ApiError(400, f"continue key is not valid: {error}") from error
+        raise ApiError(400, f"invalid continue token: continue key is not valid: {error}") \
+            from error
+    if rv == 0:
+        raise ApiError(400, "invalid continue token: continue key is not valid: incorrect "
+                       "encoded start resourceVersion (version meta.k8s.io/v1)")
     return rv, start
 
 
@@ -1036,21 +1113,30 @@ def _check_namespace(metadata: dict[str, Any], namespace: str | None) -> str:
 
 
 def _validate_name(rt: ResourceType, name: str) -> None:
+    # Messages as apimachinery's IsDNS1123Label/IsDNS1035Label/IsDNS1123Subdomain.
     if rt is NAMESPACES:
-        pattern, limit, what = _LABEL, 63, "a lowercase RFC 1123 label"
+        pattern, limit, what, examples = _LABEL, 63, (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+            "'-', and must start and end with an alphanumeric character"), (
+            "'my-name',  or '123-abc'")
     elif rt.plural == "services" and not rt.group:
-        pattern, limit, what = _DNS1035, 63, "a DNS-1035 label"
+        pattern, limit, what, examples = _DNS1035, 63, (
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+            "with an alphabetic character, and end with an alphanumeric character"), (
+            "'my-name',  or 'abc-123'")
     else:
-        pattern, limit, what = _SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain"
+        pattern, limit, what, examples = _SUBDOMAIN, 253, (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+            "'-' or '.', and must start and end with an alphanumeric character"), "'example.com'"
+    problems = []
     if len(name) > limit:
-        message = f'Invalid value: "{name}": must be no more than {limit} characters'
-    elif not pattern.fullmatch(name):
-        message = (f'Invalid value: "{name}": {what} must consist of lower case alphanumeric '
-                   "characters, '-' or '.', and must start and end with an alphanumeric "
-                   f"character (regex used for validation is '{pattern.pattern}')")
-    else:
-        return
-    raise invalid(rt.kind, rt.group, name, [("metadata.name", message)])
+        problems.append(f"must be no more than {limit} characters")
+    if not pattern.fullmatch(name):
+        problems.append(f"{what} (e.g. {examples}, regex used for validation is "
+                        f"'{pattern.pattern}')")
+    if problems:
+        raise invalid(rt.kind, rt.group, name,
+                      [("metadata.name", f'Invalid value: "{name}": {p}') for p in problems])
 
 
 def _normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -1089,6 +1175,30 @@ def _defaults_on_create(rt: ResourceType, obj: dict[str, Any],
 
 def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _tracks_generation(rt: ResourceType) -> bool:
+    """Whether the real server keeps ``metadata.generation`` for this kind.
+
+    Workload kinds, CRDs and custom resources do; configmaps, secrets, services,
+    namespaces, pods (before 1.33) and the other simple kinds have none.
+    """
+    return rt.custom or rt is CRDS or rt.group in ("apps", "batch")
+
+
+def _bumps_generation(rt: ResourceType, new: Mapping[str, Any], old: Mapping[str, Any],
+                      subresource: str) -> bool:
+    """Whether an update increments ``metadata.generation``, per the kind's strategy."""
+    if subresource == "status" or not _tracks_generation(rt):
+        return False
+    if rt.custom:  # everything but metadata (status included when it is no subresource)
+        ignored = ("metadata", "apiVersion")  # versions differ only in apiVersion here
+        return {k: v for k, v in new.items() if k not in ignored} != \
+            {k: v for k, v in old.items() if k not in ignored}
+    if rt.group == "apps" and rt.plural == "deployments" and (
+            new["metadata"].get("annotations") != old["metadata"].get("annotations")):
+        return True  # annotations are copied to ReplicaSets, so they count as spec
+    return _spec_of(new) != _spec_of(old)
 
 
 def _same(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:

@@ -2,16 +2,23 @@
 
 A fresh CA and a server certificate for the listening address are made per
 cluster, so clients verify TLS for real (the CA goes into the kubeconfig).
-Needs the ``cryptography`` package (installed by ``faro[test]``).
+Needs the ``cryptography`` package (installed by ``faro[sim]``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
+import socket
 import ssl
 from pathlib import Path
+
+# What Go's net/http (so kube-apiserver) answers to plain HTTP on an HTTPS port.
+PLAIN_HTTP_ANSWER = (b"HTTP/1.0 400 Bad Request\r\n\r\n"
+                     b"Client sent an HTTP request to an HTTPS server.\n")
+_HTTP_STARTS = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO", b"PATCH", b"DELET")
 
 
 def make_certificates(host: str, directory: str) -> tuple[bytes, str, str]:
@@ -28,7 +35,7 @@ def make_certificates(host: str, directory: str) -> tuple[bytes, str, str]:
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise RuntimeError(
             "SimulatedCluster(tls=True) needs the 'cryptography' package: "
-            "pip install 'faro[test]'"
+            "pip install 'faro[sim]'"
         ) from error
 
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -94,3 +101,32 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     context.load_cert_chain(cert_file, key_file)
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def answered_plain_http(conn: socket.socket) -> bool:
+    """Answer a client that speaks plain HTTP to the HTTPS port, as Go's servers do.
+
+    Peeks at the first bytes of ``conn`` (blocking until the client sends some).
+    A TLS client's handshake is left unread and False returned. A plain HTTP
+    request is read up to the end of its head and answered 400 "Client sent an
+    HTTP request to an HTTPS server."; True is returned and the caller closes
+    the connection.
+    """
+    try:
+        start = conn.recv(5, socket.MSG_PEEK)
+    except OSError:
+        return False
+    if not start.startswith(_HTTP_STARTS):
+        return False
+    head = b""
+    with contextlib.suppress(OSError):
+        conn.settimeout(5)
+        # Reading the head first: closing with unread data would reset the connection
+        # before the client reads the answer.
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+        conn.sendall(PLAIN_HTTP_ANSWER)
+    return True

@@ -52,16 +52,17 @@ class SimulatedCluster:
         port: TCP port; 0 picks a free one.
         host: address to listen on (loopback by default; keep it that way in tests).
         tls: serve HTTPS with a generated CA (needs the ``cryptography`` package,
-            installed by ``faro[test]``).
+            installed by ``faro[sim]``).
         token: bearer token clients must send; random by default.
         kubeconfig_path: where to write the kubeconfig; a temporary file
             (removed by :meth:`stop`) by default.
         history_size: how many changes the server remembers for watch resumption
             and consistent paging (at least this many; older ones give 410).
         bookmark_interval: seconds between BOOKMARK events on watches that allow them.
-        too_large_rv_wait: how long a request for a future resourceVersion waits
-            before it fails with 504 "Too large resource version" (the real
-            server waits 3 s).
+        too_large_rv_wait: how long a list or get at a future resourceVersion
+            waits before it fails with 504 "Too large resource version" (the
+            real server waits 3 s; a watch from a future resourceVersion is
+            accepted and waits for changes after it, as on the real server).
         expired_in_stream: answer a watch that starts from a compacted
             resourceVersion with HTTP 200 and an in-stream ERROR event (as
             current servers do); False answers HTTP 410 instead.
@@ -105,27 +106,46 @@ class SimulatedCluster:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> SimulatedCluster:
-        """Start serving and write the kubeconfig. Returns self. Idempotent."""
+        """Start serving and write the kubeconfig. Returns self. Idempotent.
+
+        Raises OSError when the port cannot be bound (no ``filename``) or the
+        kubeconfig cannot be written (``filename`` set), and RuntimeError when
+        ``tls=True`` but ``cryptography`` is missing; nothing is left running then.
+        """
         if self._server is not None:
             return self
-        self._tempdir = tempfile.mkdtemp(prefix="faro-sim-")
-        server = SimServer(
-            (self._host, self._port), self._store, self._faults, self._current_token,
-            self._bookmark_interval, self._expired_in_stream,
-        )
-        if self._tls:
-            from faro.testing._tls import make_certificates, server_context
+        tempdir = tempfile.mkdtemp(prefix="faro-sim-")
+        try:
+            server = SimServer(
+                (self._host, self._port), self._store, self._faults, self._current_token,
+                self._bookmark_interval, self._expired_in_stream,
+            )
+        except BaseException:
+            shutil.rmtree(tempdir, ignore_errors=True)
+            raise
+        self._tempdir = tempdir
+        try:
+            if self._tls:
+                from faro.testing._tls import make_certificates, server_context
 
-            ca_pem, cert_file, key_file = make_certificates(self._host, self._tempdir)
-            self._ca_pem = ca_pem
-            server.ssl_context = server_context(cert_file, key_file)
-        self._server = server
+                ca_pem, cert_file, key_file = make_certificates(self._host, tempdir)
+                self._ca_pem = ca_pem
+                server.ssl_context = server_context(cert_file, key_file)
+            self._server = server
+            # The socket listens already: clients that read the kubeconfig at once wait
+            # in the backlog until the serving thread starts.
+            self._write_kubeconfig()
+        except BaseException:
+            self._server = None
+            server.server_close()
+            shutil.rmtree(tempdir, ignore_errors=True)
+            self._tempdir = None
+            raise
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1},
             name=f"faro-sim-{self.port}", daemon=True,
         )
         self._thread.start()
-        self._write_kubeconfig()
         return self
 
     def stop(self) -> None:

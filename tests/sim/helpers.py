@@ -7,6 +7,7 @@ with sleep.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -86,8 +87,13 @@ class WatchStream:
         assert self._events.empty(), f"unexpected events: {list(self._events.queue)}"
 
     def close(self) -> None:
-        self.response.release_conn()
+        """Cut the connection (unblocking the reader thread) and wait for the reader."""
+        if self._thread.is_alive():
+            # Raises once the stream ended and the connection went back to the pool.
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                self.response.shutdown()
         self.response.close()
+        self._thread.join(timeout=DEADLINE)
 
 
 class RawClient:
@@ -157,3 +163,136 @@ def configmap(name: str, namespace: str = "default", labels: dict[str, str] | No
     if labels:
         metadata["labels"] = labels
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data or {}}
+
+
+# ------------------------------------------------------------------ added for the fidelity tests
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = DEADLINE,
+               interval: float = 0.01) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)  # polling interval of a deadline-bounded poll, not synchronisation
+
+
+def assert_status(response: Response, code: int, reason: str | None = None) -> dict[str, Any]:
+    """Assert an error response is a real ``Status`` for HTTP ``code``; returns the body."""
+    assert response.status == code, response
+    assert response.headers.get("Content-Type", "").startswith("application/json"), response
+    body = response.json()
+    assert body["kind"] == "Status", body
+    assert body["apiVersion"] == "v1", body
+    assert body["status"] == "Failure", body
+    assert body["code"] == code, body
+    assert isinstance(body.get("message"), str) and body["message"], body
+    if reason is not None:
+        assert body["reason"] == reason, body
+    return body
+
+
+def crd(group: str = "example.com", plural: str = "widgets", kind: str = "Widget", *,
+        scope: str = "Namespaced", versions: tuple[str, ...] = ("v1",),
+        status: bool = False) -> dict[str, Any]:
+    """A CustomResourceDefinition manifest; the first version is the storage version."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
+                      "listKind": f"{kind}List"},
+            "versions": [
+                {"name": v, "served": True, "storage": i == 0,
+                 "schema": {"openAPIV3Schema": {"type": "object",
+                                                "x-kubernetes-preserve-unknown-fields": True}},
+                 **({"subresources": {"status": {}}} if status else {})}
+                for i, v in enumerate(versions)
+            ],
+        },
+    }
+
+
+class ChunkedWatch:
+    """A watch read over a raw socket, one HTTP chunk at a time (to check the wire format).
+
+    ``rcvbuf`` shrinks the socket's receive buffer, so that a reader that does not
+    read makes the server's writes block (a slow watcher).
+    """
+
+    def __init__(self, base_url: str, token: str, path: str, params: dict[str, Any],
+                 rcvbuf: int | None = None) -> None:
+        import socket
+        from urllib.parse import urlsplit
+
+        url = urlsplit(base_url)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(DEADLINE)
+        self.sock.connect((url.hostname, url.port))
+        query = urlencode({**params, "watch": "true"})
+        self.sock.sendall(
+            f"GET {path}?{query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: application/json\r\n\r\n".encode())
+        self.file = self.sock.makefile("rb")
+        self.status_line = b""
+        self.headers: dict[str, str] = {}
+
+    def read_head(self) -> int:
+        """Read the status line and headers; returns the status code."""
+        self.status_line = self.file.readline()
+        while True:
+            line = self.file.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+        return int(self.status_line.split()[1])
+
+    def chunk(self) -> bytes | None:
+        """The next chunk's payload, or None for the final (zero-length) chunk."""
+        size_line = self.file.readline()
+        if not size_line:
+            raise ConnectionError("connection closed inside the chunked body")
+        size = int(size_line.split(b";")[0].strip(), 16)
+        if size == 0:
+            self.file.readline()  # the CRLF after the last chunk (no trailers)
+            return None
+        payload = self.file.read(size)
+        assert self.file.read(2) == b"\r\n", "chunk not terminated by CRLF"
+        return payload
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def sim_client(**options: Any) -> Any:
+    """A context manager: a SimulatedCluster made with ``options`` and a RawClient for it.
+
+    Yields ``(cluster, client)``; on exit the client is closed and the cluster stopped.
+    """
+    from contextlib import contextmanager
+
+    from faro.testing import SimulatedCluster
+
+    @contextmanager
+    def manage() -> Any:
+        with SimulatedCluster(**options) as sim:
+            client = RawClient(sim.url, sim.token)
+            try:
+                yield sim, client
+            finally:
+                client.close()
+
+    return manage()
