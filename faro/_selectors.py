@@ -47,7 +47,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final, Literal, NamedTuple, NoReturn
+from typing import Any, Final, Generic, Literal, NamedTuple, NoReturn, TypeVar
 
 __all__ = [
     "FieldOperator",
@@ -61,6 +61,9 @@ __all__ = [
     "parse_field_selector",
     "parse_label_selector",
 ]
+
+
+_R = TypeVar("_R")
 
 
 class SelectorError(ValueError):
@@ -388,7 +391,55 @@ def _match_all(tests: tuple[_LabelTest, ...]) -> _LabelTest:
     return every
 
 
-class LabelSelector:
+class _Selector(Generic[_R]):
+    """Value-object plumbing shared by both selector kinds.
+
+    Holds the canonical requirement tuple and its text; instances compare and
+    hash by their requirements and refuse mutation after construction.
+    """
+
+    __slots__ = ("_requirements", "_text")
+
+    _requirements: tuple[_R, ...]
+    _text: str
+
+    def _freeze(self, requirements: tuple[_R, ...]) -> None:
+        object.__setattr__(self, "_requirements", requirements)
+        object.__setattr__(self, "_text", ",".join(str(r) for r in requirements))
+
+    @property
+    def requirements(self) -> tuple[_R, ...]:
+        """The requirements, in canonical order."""
+        return self._requirements
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the selector has no requirements and so matches everything."""
+        return not self._requirements
+
+    def __str__(self) -> str:
+        """Canonical text; parsing it gives an equal selector."""
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._requirements == other._requirements
+
+    def __hash__(self) -> int:
+        return hash(self._requirements)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+
+class LabelSelector(_Selector[LabelRequirement]):
     """A parsed label selector: the AND of its :attr:`requirements`.
 
     Requirements are kept in canonical order (by key, then by text). Instances
@@ -396,53 +447,19 @@ class LabelSelector:
     share between threads; matching is precompiled at construction.
     """
 
-    __slots__ = ("_match", "_requirements", "_text")
+    __slots__ = ("_match",)
 
-    _requirements: tuple[LabelRequirement, ...]
     _match: _LabelTest
-    _text: str
 
     def __init__(self, requirements: Iterable[LabelRequirement] = ()) -> None:
         """Build a selector requiring every one of ``requirements`` (none: match all)."""
         reqs = tuple(sorted(requirements, key=lambda r: (r.key, str(r))))
-        object.__setattr__(self, "_requirements", reqs)
-        object.__setattr__(self, "_text", ",".join(str(r) for r in reqs))
+        self._freeze(reqs)
         object.__setattr__(self, "_match", _match_all(tuple(_compile_requirement(r) for r in reqs)))
-
-    @property
-    def requirements(self) -> tuple[LabelRequirement, ...]:
-        """The requirements, in canonical order (by key, then by text)."""
-        return self._requirements
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
         """Whether ``labels`` (None meaning no labels) satisfy every requirement."""
         return self._match(labels if labels is not None else _NO_LABELS)
-
-    @property
-    def is_empty(self) -> bool:
-        """True when the selector has no requirements and so matches everything."""
-        return not self.requirements
-
-    def __str__(self) -> str:
-        """Canonical text; parsing it gives an equal selector."""
-        return self._text
-
-    def __repr__(self) -> str:
-        return f"LabelSelector({self._text!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LabelSelector):
-            return NotImplemented
-        return self.requirements == other.requirements
-
-    def __hash__(self) -> int:
-        return hash(self.requirements)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is immutable")
 
 
 # Lexer ---------------------------------------------------------------------
@@ -744,7 +761,7 @@ def _compile_field_requirement(req: FieldRequirement) -> _LabelTest:
     return lambda fields: fields.get(field, "") != value
 
 
-class FieldSelector:
+class FieldSelector(_Selector[FieldRequirement]):
     """A parsed field selector: the AND of its :attr:`requirements`.
 
     Requirements are kept in canonical order. A field missing from the
@@ -753,12 +770,10 @@ class FieldSelector:
     share between threads; matching is precompiled at construction.
     """
 
-    __slots__ = ("_field_names", "_match", "_requirements", "_text")
+    __slots__ = ("_field_names", "_match")
 
-    _requirements: tuple[FieldRequirement, ...]
     _field_names: frozenset[str]
     _match: _LabelTest
-    _text: str
 
     def __init__(self, requirements: Iterable[FieldRequirement] = ()) -> None:
         """Build a selector requiring every one of ``requirements`` (none: match all)."""
@@ -767,15 +782,9 @@ class FieldSelector:
             if r.op not in ("=", "!="):
                 raise SelectorError(f"invalid field selector operator: {r.op!r}")
         match = _match_all(tuple(_compile_field_requirement(r) for r in reqs))
-        object.__setattr__(self, "_requirements", reqs)
+        self._freeze(reqs)
         object.__setattr__(self, "_field_names", frozenset(r.field for r in reqs))
-        object.__setattr__(self, "_text", ",".join(str(r) for r in reqs))
         object.__setattr__(self, "_match", match)
-
-    @property
-    def requirements(self) -> tuple[FieldRequirement, ...]:
-        """The terms, in canonical order (by their text)."""
-        return self._requirements
 
     def matches(self, fields: Mapping[str, str]) -> bool:
         """Whether ``fields`` (e.g. from :func:`object_fields`) satisfy every term."""
@@ -784,32 +793,6 @@ class FieldSelector:
     def fields(self) -> frozenset[str]:
         """Names of the fields the selector refers to."""
         return self._field_names
-
-    @property
-    def is_empty(self) -> bool:
-        """True when the selector has no terms and so matches everything."""
-        return not self.requirements
-
-    def __str__(self) -> str:
-        """Canonical text (values escaped); parsing it gives an equal selector."""
-        return self._text
-
-    def __repr__(self) -> str:
-        return f"FieldSelector({self._text!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FieldSelector):
-            return NotImplemented
-        return self.requirements == other.requirements
-
-    def __hash__(self) -> int:
-        return hash(self.requirements)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is immutable")
 
 
 @lru_cache(maxsize=512)

@@ -296,3 +296,12 @@ def sim_client(**options: Any) -> Any:
                 client.close()
 
     return manage()
+
+
+def create_configmap(api: RawClient, obj: dict[str, Any]) -> dict[str, Any]:
+    """POST a ConfigMap manifest into its namespace; asserts 201 and returns the object."""
+    namespace = obj["metadata"]["namespace"]
+    response = api.post(f"/api/v1/namespaces/{namespace}/configmaps", obj)
+    assert response.status == 201, response
+    body: dict[str, Any] = response.json()
+    return body

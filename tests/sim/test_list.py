@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import pytest
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient, Response, assert_status, configmap
+from tests.sim.helpers import RawClient, Response, assert_status, configmap, create_configmap
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -17,14 +16,6 @@ CM = "/api/v1/namespaces/default/configmaps"
 def names(response: Response) -> list[str]:
     assert response.status == 200, response
     return [item["metadata"]["name"] for item in response.json()["items"]]
-
-
-def create(api: RawClient, obj: dict[str, Any]) -> dict[str, Any]:
-    namespace = obj["metadata"]["namespace"]
-    response = api.post(f"/api/v1/namespaces/{namespace}/configmaps", obj)
-    assert response.status == 201, response
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def add_namespace(cluster: SimulatedCluster, name: str) -> None:
@@ -42,7 +33,7 @@ def labelled(api: RawClient) -> None:
         ("c", {"env": "staging"}),
         ("d", {}),
     ):
-        create(api, configmap(name, labels=labels))
+        create_configmap(api, configmap(name, labels=labels))
 
 
 @pytest.mark.parametrize(("selector", "expected"), [
@@ -72,7 +63,7 @@ def test_field_selectors_on_name_and_namespace(api: RawClient, cluster: Simulate
     add_namespace(cluster, "other")
     for namespace in ("default", "other"):
         for name in ("a", "b"):
-            create(api, configmap(name, namespace=namespace))
+            create_configmap(api, configmap(name, namespace=namespace))
     assert names(api.get(CM, fieldSelector="metadata.name=a")) == ["a"]
     every = api.get("/api/v1/configmaps", fieldSelector="metadata.name==b")
     assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in every.json()["items"]] \
@@ -96,8 +87,8 @@ def test_field_selector_on_another_field_is_400(api: RawClient, selector: str) -
 
 def test_all_namespaces_list(api: RawClient, cluster: SimulatedCluster) -> None:
     add_namespace(cluster, "team")
-    create(api, configmap("x", namespace="team"))
-    create(api, configmap("y"))
+    create_configmap(api, configmap("x", namespace="team"))
+    create_configmap(api, configmap("y"))
     body = api.get("/api/v1/configmaps").json()
     assert body["kind"] == "ConfigMapList" and body["apiVersion"] == "v1"
     assert {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in body["items"]} == {
@@ -113,7 +104,7 @@ def test_list_in_a_namespace_that_does_not_exist_is_an_empty_list(api: RawClient
 
 
 def test_list_items_of_built_in_kinds_carry_no_api_version_or_kind(api: RawClient) -> None:
-    created = create(api, configmap("a", data={"k": "v"}))
+    created = create_configmap(api, configmap("a", data={"k": "v"}))
     [item] = api.get(CM).json()["items"]
     assert "kind" not in item and "apiVersion" not in item
     assert item == {k: v for k, v in created.items() if k not in ("kind", "apiVersion")}
@@ -127,7 +118,7 @@ def test_list_items_of_built_in_kinds_carry_no_api_version_or_kind(api: RawClien
 
 def test_limit_and_continue_page_through_everything(api: RawClient) -> None:
     for i in range(5):
-        create(api, configmap(f"cm-{i}"))
+        create_configmap(api, configmap(f"cm-{i}"))
     first = api.get(CM, limit=2).json()
     assert [i["metadata"]["name"] for i in first["items"]] == ["cm-0", "cm-1"]
     assert first["metadata"]["remainingItemCount"] == 3
@@ -145,13 +136,13 @@ def test_limit_and_continue_page_through_everything(api: RawClient) -> None:
 
 def test_pages_stay_consistent_at_the_first_pages_resource_version(api: RawClient) -> None:
     for i in range(4):
-        create(api, configmap(f"cm-{i}", data={"v": "old"}))
+        create_configmap(api, configmap(f"cm-{i}", data={"v": "old"}))
     first = api.get(CM, limit=2).json()
     # Change the rest of the collection between pages.
     assert api.delete(f"{CM}/cm-2").status == 200
     assert api.patch(f"{CM}/cm-3", {"data": {"v": "new"}}, "application/merge-patch+json"
                      ).status == 200
-    create(api, configmap("cm-25", data={"v": "new"}))
+    create_configmap(api, configmap("cm-25", data={"v": "new"}))
     second = api.get(CM, limit=10, **{"continue": first["metadata"]["continue"]}).json()
     assert [(i["metadata"]["name"], i["data"]["v"]) for i in second["items"]] == [
         ("cm-2", "old"), ("cm-3", "old")]
@@ -161,7 +152,7 @@ def test_pages_stay_consistent_at_the_first_pages_resource_version(api: RawClien
 
 def test_paging_with_a_label_selector_omits_remaining_item_count(api: RawClient) -> None:
     for i in range(4):
-        create(api, configmap(f"cm-{i}", labels={"even": str(i % 2 == 0).lower()}))
+        create_configmap(api, configmap(f"cm-{i}", labels={"even": str(i % 2 == 0).lower()}))
     first = api.get(CM, limit=1, labelSelector="even=true").json()
     assert [i["metadata"]["name"] for i in first["items"]] == ["cm-0"]
     assert "remainingItemCount" not in first["metadata"]
@@ -172,7 +163,7 @@ def test_paging_with_a_label_selector_omits_remaining_item_count(api: RawClient)
 
 def test_continue_with_a_resource_version_is_400(api: RawClient) -> None:
     for i in range(3):
-        create(api, configmap(f"cm-{i}"))
+        create_configmap(api, configmap(f"cm-{i}"))
     first = api.get(CM, limit=1).json()
     response = api.get(CM, limit=1, resourceVersion=first["metadata"]["resourceVersion"],
                        **{"continue": first["metadata"]["continue"]})
@@ -188,9 +179,9 @@ def test_malformed_continue_token_is_400(api: RawClient) -> None:
 def test_expired_continue_token_is_410_with_a_token_to_go_on_inconsistently(
         api: RawClient, cluster: SimulatedCluster) -> None:
     for i in range(3):
-        create(api, configmap(f"cm-{i}"))
+        create_configmap(api, configmap(f"cm-{i}"))
     first = api.get(CM, limit=1).json()
-    create(api, configmap("cm-9"))
+    create_configmap(api, configmap("cm-9"))
     cluster.compact()
     body = assert_status(api.get(CM, limit=1, **{"continue": first["metadata"]["continue"]}),
                          410, "Expired")
@@ -205,7 +196,7 @@ def test_expired_continue_token_is_410_with_a_token_to_go_on_inconsistently(
 
 def test_resource_version_unset_and_zero_serve_the_latest(api: RawClient,
                                                           cluster: SimulatedCluster) -> None:
-    create(api, configmap("a"))
+    create_configmap(api, configmap("a"))
     for version in (None, "0"):
         response = api.get(CM, resourceVersion=version)
         assert names(response) == ["a"]
@@ -214,7 +205,7 @@ def test_resource_version_unset_and_zero_serve_the_latest(api: RawClient,
 
 def test_not_older_than_serves_the_latest_state(api: RawClient,
                                                 cluster: SimulatedCluster) -> None:
-    old = create(api, configmap("a", data={"v": "1"}))
+    old = create_configmap(api, configmap("a", data={"v": "1"}))
     api.patch(f"{CM}/a", {"data": {"v": "2"}}, "application/merge-patch+json")
     for match in (None, "NotOlderThan"):
         response = api.get(CM, resourceVersion=old["metadata"]["resourceVersion"],
@@ -225,12 +216,12 @@ def test_not_older_than_serves_the_latest_state(api: RawClient,
 
 
 def test_exact_serves_the_state_at_an_older_resource_version(api: RawClient) -> None:
-    create(api, configmap("a", data={"v": "1"}))
-    create(api, configmap("b", data={"v": "1"}))
+    create_configmap(api, configmap("a", data={"v": "1"}))
+    create_configmap(api, configmap("b", data={"v": "1"}))
     at = api.get(CM).json()["metadata"]["resourceVersion"]
     api.patch(f"{CM}/a", {"data": {"v": "2"}}, "application/merge-patch+json")
     api.delete(f"{CM}/b")
-    create(api, configmap("c", data={"v": "1"}))
+    create_configmap(api, configmap("c", data={"v": "1"}))
     response = api.get(CM, resourceVersion=at, resourceVersionMatch="Exact")
     assert response.status == 200, response
     body = response.json()
@@ -242,7 +233,7 @@ def test_exact_serves_the_state_at_an_older_resource_version(api: RawClient) -> 
 
 def test_a_limited_list_at_a_resource_version_is_exact(api: RawClient) -> None:
     # The legacy rule: resourceVersion=N with a limit and no resourceVersionMatch is Exact.
-    create(api, configmap("a", data={"v": "1"}))
+    create_configmap(api, configmap("a", data={"v": "1"}))
     at = api.get(CM).json()["metadata"]["resourceVersion"]
     api.patch(f"{CM}/a", {"data": {"v": "2"}}, "application/merge-patch+json")
     body = api.get(CM, resourceVersion=at, limit=5).json()
@@ -252,9 +243,9 @@ def test_a_limited_list_at_a_resource_version_is_exact(api: RawClient) -> None:
 
 def test_exact_at_a_compacted_resource_version_is_410(api: RawClient,
                                                       cluster: SimulatedCluster) -> None:
-    create(api, configmap("a"))
+    create_configmap(api, configmap("a"))
     at = api.get(CM).json()["metadata"]["resourceVersion"]
-    create(api, configmap("b"))
+    create_configmap(api, configmap("b"))
     cluster.compact()
     body = assert_status(api.get(CM, resourceVersion=at, resourceVersionMatch="Exact"),
                          410, "Expired")

@@ -14,19 +14,12 @@ from tests.sim.helpers import (
     RawClient,
     assert_status,
     configmap,
+    create_configmap,
     sim_client,
 )
 
 CM = "/api/v1/namespaces/default/configmaps"
 MERGE = "application/merge-patch+json"
-
-
-def create(api: RawClient, obj: dict[str, Any]) -> dict[str, Any]:
-    namespace = obj["metadata"]["namespace"]
-    response = api.post(f"/api/v1/namespaces/{namespace}/configmaps", obj)
-    assert response.status == 201, response
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def rv(obj: dict[str, Any]) -> int:
@@ -43,10 +36,10 @@ def summary(events: list[Any]) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("start", [None, "0"])
 def test_watch_without_a_resource_version_replays_the_state_then_follows(
         api: RawClient, start: str | None) -> None:
-    a = create(api, configmap("a", data={"v": "1"}))
+    a = create_configmap(api, configmap("a", data={"v": "1"}))
     api.patch(f"{CM}/a", {"data": {"v": "2"}}, MERGE)
-    create(api, configmap("b"))
-    create(api, configmap("gone"))
+    create_configmap(api, configmap("b"))
+    create_configmap(api, configmap("gone"))
     api.delete(f"{CM}/gone")
     watch = api.watch(CM, resourceVersion=start)
     assert watch.status == 200
@@ -55,17 +48,17 @@ def test_watch_without_a_resource_version_replays_the_state_then_follows(
     current_a = next(e["object"] for e in initial if e["object"]["metadata"]["name"] == "a")
     assert current_a["data"] == {"v": "2"} and rv(current_a) > rv(a)
     assert current_a["kind"] == "ConfigMap" and current_a["apiVersion"] == "v1"
-    create(api, configmap("c"))
+    create_configmap(api, configmap("c"))
     assert summary([watch.next()]) == [("ADDED", "c")]
 
 
 def test_watch_from_a_resource_version_delivers_exactly_the_later_changes_in_order(
         api: RawClient) -> None:
-    create(api, configmap("before"))
-    start = create(api, configmap("a", data={"v": "1"}))
+    create_configmap(api, configmap("before"))
+    start = create_configmap(api, configmap("a", data={"v": "1"}))
     changes = [
         api.patch(f"{CM}/a", {"data": {"v": "2"}}, MERGE).json(),
-        create(api, configmap("b")),
+        create_configmap(api, configmap("b")),
         api.patch(f"{CM}/b", {"metadata": {"labels": {"x": "y"}}}, MERGE).json(),
     ]
     api.delete(f"{CM}/a")
@@ -77,7 +70,7 @@ def test_watch_from_a_resource_version_delivers_exactly_the_later_changes_in_ord
     versions = [rv(e["object"]) for e in events]
     assert versions == list(range(rv(start) + 1, rv(start) + 5))
     assert events[3]["object"]["data"] == {"v": "2"}  # the last state, with the delete's RV
-    fence = create(api, configmap("fence"))
+    fence = create_configmap(api, configmap("fence"))
     event = watch.next()
     assert event["object"] == fence
     watch.assert_quiet()
@@ -91,7 +84,7 @@ def test_watch_from_a_future_resource_version_waits_for_changes_after_it(
     watch = api.watch(CM, resourceVersion=str(future))
     assert watch.status == 200
     for name in ("one", "two", "three", "four"):
-        create(api, configmap(name))
+        create_configmap(api, configmap(name))
     assert summary(watch.take(2)) == [("ADDED", "three"), ("ADDED", "four")]
 
 
@@ -100,7 +93,7 @@ def test_watch_from_a_future_resource_version_waits_for_changes_after_it(
 
 def _churn(client: RawClient, count: int) -> None:
     for i in range(count):
-        create(client, configmap(f"churn-{i}"))
+        create_configmap(client, configmap(f"churn-{i}"))
 
 
 def test_watch_from_before_the_history_gets_an_in_stream_410() -> None:
@@ -176,7 +169,7 @@ def test_bookmarks_advance_and_never_lag_behind_delivered_events() -> None:
         assert set(first["object"]["metadata"]) == {"resourceVersion"}
         last_event_rv = 0
         bookmark_rvs = [rv(first["object"])]
-        created = [create(client, configmap(f"cm-{i}")) for i in range(3)]
+        created = [create_configmap(client, configmap(f"cm-{i}")) for i in range(3)]
         while len(bookmark_rvs) < 4 or last_event_rv < rv(created[-1]):
             event = watch.next()
             if event["type"] == "BOOKMARK":
@@ -204,7 +197,7 @@ def test_timeout_seconds_ends_the_stream_cleanly(api: RawClient) -> None:
 
 
 def test_label_selector_transitions_arrive_as_added_and_deleted(api: RawClient) -> None:
-    create(api, configmap("a", labels={"app": "web"}))
+    create_configmap(api, configmap("a", labels={"app": "web"}))
     watch = api.watch(CM, labelSelector="app=web")
     assert summary([watch.next()]) == [("ADDED", "a")]
     moved = api.patch(f"{CM}/a", {"metadata": {"labels": {"app": "db"}}}, MERGE).json()
@@ -224,8 +217,8 @@ def test_label_selector_transitions_arrive_as_added_and_deleted(api: RawClient) 
 
 def test_field_selector_on_the_name(api: RawClient) -> None:
     watch = api.watch(CM, fieldSelector="metadata.name=target")
-    create(api, configmap("other"))
-    create(api, configmap("target"))
+    create_configmap(api, configmap("other"))
+    create_configmap(api, configmap("target"))
     api.patch(f"{CM}/other", {"data": {"x": "1"}}, MERGE)
     api.patch(f"{CM}/target", {"data": {"x": "1"}}, MERGE)
     api.delete(f"{CM}/target")
@@ -245,8 +238,8 @@ def test_watch_in_a_namespace_created_later(api: RawClient, cluster: SimulatedCl
     assert watch.status == 200
     assert api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                            "metadata": {"name": "later"}}).status == 201
-    create(api, configmap("elsewhere"))
-    create(api, configmap("here", namespace="later"))
+    create_configmap(api, configmap("elsewhere"))
+    create_configmap(api, configmap("here", namespace="later"))
     event = watch.next()
     assert summary([event]) == [("ADDED", "here")]
     assert event["object"]["metadata"]["namespace"] == "later"
@@ -257,7 +250,7 @@ def test_watchers_of_a_deleted_namespace_see_each_object_deleted(
     cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}})
     path = "/api/v1/namespaces/doomed/configmaps"
     for name in ("x", "y", "z"):
-        create(api, configmap(name, namespace="doomed"))
+        create_configmap(api, configmap(name, namespace="doomed"))
     watch = api.watch(path, resourceVersion=str(cluster.resource_version))
     assert api.delete("/api/v1/namespaces/doomed").status == 200
     assert sorted(summary(watch.take(3))) == [("DELETED", "x"), ("DELETED", "y"),
@@ -270,7 +263,7 @@ def test_watchers_of_a_deleted_namespace_see_each_object_deleted(
 
 def test_each_event_is_exactly_one_http_chunk(api: RawClient, cluster: SimulatedCluster) -> None:
     for name in ("a", "b", "c"):
-        create(api, configmap(name))
+        create_configmap(api, configmap(name))
     raw = ChunkedWatch(cluster.url, cluster.token, CM, {"allowWatchBookmarks": "false"})
     try:
         assert raw.read_head() == 200
@@ -278,7 +271,7 @@ def test_each_event_is_exactly_one_http_chunk(api: RawClient, cluster: Simulated
         assert raw.headers["content-type"].startswith("application/json")
         chunks = [raw.chunk() for _ in range(3)]
         for i in range(4):  # a burst: written together, still one chunk each
-            create(api, configmap(f"burst-{i}"))
+            create_configmap(api, configmap(f"burst-{i}"))
         api.patch(f"{CM}/a", {"data": {"k": "v"}}, MERGE)
         chunks += [raw.chunk() for _ in range(5)]
         events = []
