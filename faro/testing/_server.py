@@ -31,7 +31,7 @@ from faro._selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from faro.testing import _openapi
+from faro.testing import _openapi, _protobuf
 from faro.testing._errors import ApiError
 from faro.testing._fields import selectable
 from faro.testing._resources import (
@@ -226,11 +226,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not raw:
             return None
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type == _protobuf.MEDIA_TYPE:  # kubectl's typed generators
+            return _protobuf.decode(raw)
         if content_type not in ("", "application/json", "application/yaml", "*/*",
                                 "application/apply-patch+yaml"):
-            # Protobuf and CBOR bodies: the client retries with JSON on 415.
+            # CBOR and other bodies: a CBOR client retries with JSON on 415.
             raise ApiError(415, "the body of the request was in an unknown format - accepted "
-                           "media types include: application/json, application/yaml")
+                           "media types include: application/json, application/yaml, "
+                           f"{_protobuf.MEDIA_TYPE}")
         if content_type in ("application/yaml", "application/apply-patch+yaml"):
             import yaml
 

@@ -1164,7 +1164,9 @@ def _defaults_on_create(rt: ResourceType, obj: dict[str, Any],
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
-        if "clusterIP" not in spec:
+        if spec["type"] == "ExternalName":  # a DNS alias: no cluster IP is allocated
+            return
+        if not spec.get("clusterIP"):
             used = {e.obj.get("spec", {}).get("clusterIP") for e in objects.values()}
             n = len(used) + 1
             while f"10.96.{n // 250}.{n % 250 + 1}" in used:

@@ -569,3 +569,24 @@ def test_version_and_health_need_no_token(cluster: SimulatedCluster) -> None:
             assert (response.status, response.body) == (200, b"ok"), path
     finally:
         client.close()
+
+
+def test_services_get_a_cluster_ip_unless_headless_or_external_name(api: RawClient) -> None:
+    path = "/api/v1/namespaces/default/services"
+
+    def create(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        response = api.post(path, {"apiVersion": "v1", "kind": "Service",
+                                   "metadata": {"name": name}, "spec": spec})
+        assert response.status == 201, response
+        created: dict[str, Any] = response.json()["spec"]
+        return created
+
+    plain = create("plain", {"ports": [{"port": 80}]})
+    other = create("other", {"ports": [{"port": 80}]})
+    assert plain["type"] == "ClusterIP" and plain["clusterIPs"] == [plain["clusterIP"]]
+    assert plain["clusterIP"] != other["clusterIP"]
+    headless = create("headless", {"clusterIP": "None", "ports": [{"port": 80}]})
+    assert headless["clusterIP"] == "None" and headless["clusterIPs"] == ["None"]
+    alias = create("alias", {"type": "ExternalName", "externalName": "db.example.com"})
+    assert "clusterIP" not in alias and "clusterIPs" not in alias
+    assert alias["externalName"] == "db.example.com"

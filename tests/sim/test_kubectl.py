@@ -7,16 +7,19 @@ One cluster serves the whole module; every test works in a namespace of its own
 from __future__ import annotations
 
 import base64
+import copy
 import ipaddress
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import yaml
 
-from tests.sim.kube import DEADLINE, Kubectl, target_kubeconfig, unique
+from faro.testing._tls import make_certificates
+from tests.sim.kube import DEADLINE, Kubectl, real_cluster, target_kubeconfig, unique
 
 pytestmark = pytest.mark.kubectl
 
@@ -435,3 +438,171 @@ def test_describe_shows_the_events_of_the_object(kubectl: Kubectl, ns: str) -> N
     assert warnings.split() == ["event/described.faro-test"]
     assert kubectl.ok("get", "events", "-n", ns, "--field-selector",
                       "type=Normal,involvedObject.name=described", "-o", "name") == ""
+
+
+# ------------------------------------------------------------ typed generators (protobuf)
+#
+# kubectl create <kind> and kubectl run build the object themselves and (for most kinds)
+# POST it as application/vnd.kubernetes.protobuf. The oracle is the same command with
+# --dry-run=client -o json: what kubectl would have sent, as JSON.
+
+# Set by the server on every create, so absent from what the client sends.
+SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
+                   "managedFields")
+# The status is the server's: an empty one sent on create is dropped (or replaced).
+
+
+def _normalized(obj: Any) -> Any:
+    """``obj`` without ``creationTimestamp: null`` (Go prints the zero Time so)."""
+    if isinstance(obj, dict):
+        return {k: _normalized(v) for k, v in obj.items()
+                if not (k == "creationTimestamp" and v is None)}
+    if isinstance(obj, list):
+        return [_normalized(v) for v in obj]
+    return obj
+
+
+def _subset_mismatch(expected: Any, actual: Any, path: str = "") -> str | None:
+    """The first path where ``actual`` lacks or differs from a value of ``expected``."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key, value in expected.items():
+            if key not in actual:
+                return f"{path}.{key} missing"
+            if (found := _subset_mismatch(value, actual[key], f"{path}.{key}")) is not None:
+                return found
+        return None
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        for i, (want, got) in enumerate(zip(expected, actual, strict=True)):
+            if (found := _subset_mismatch(want, got, f"{path}[{i}]")) is not None:
+                return found
+        return None
+    return None if expected == actual else f"{path}: {actual!r} != {expected!r}"
+
+
+def assert_stored_as_sent(stored: dict[str, Any], sent: dict[str, Any],
+                          server_set: tuple[tuple[str, ...], ...] = ()) -> None:
+    """The stored object is what kubectl sent, plus what the server sets.
+
+    Against the simulator the match is exact once the server's own fields (the common
+    metadata and the ``server_set`` paths) are removed; a real cluster also defaults
+    many fields, so there every sent value must be present in the stored object.
+    """
+    sent = _normalized(sent)
+    stored = _normalized(stored)
+    assert sent.pop("status", {}) in ({}, {"loadBalancer": {}}), "status sent"
+    stored.pop("status", None)
+    if real_cluster():
+        mismatch = _subset_mismatch(sent, stored)
+        assert mismatch is None, f"{mismatch}\nstored: {stored}\nsent: {sent}"
+        return
+    stored = copy.deepcopy(stored)
+    for key in SERVER_METADATA:
+        stored["metadata"].pop(key, None)
+    for *parents, leaf in server_set:
+        node = stored
+        for parent in parents:
+            node = node[parent]
+        node.pop(leaf)
+    assert stored == sent
+
+
+@pytest.fixture(scope="module")
+def generator_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A certificate and key (server.crt, server.key) and a binary file (blob.bin)."""
+    directory = tmp_path_factory.mktemp("generator-files")
+    _, cert, key = make_certificates("127.0.0.1", str(directory))
+    Path(cert).rename(directory / "server.crt")
+    Path(key).rename(directory / "server.key")
+    (directory / "blob.bin").write_bytes(bytes(range(256)))
+    return directory
+
+
+# (object to get, generator arguments, paths the simulator sets). "{files}" is
+# generator_files. Nothing starts a container on a real cluster except the Job and the Pod.
+GENERATORS = {
+    "configmap": ("configmap/settings", [
+        "create", "configmap", "settings", "--from-literal=mode=fast", "--from-literal=empty=",
+        "--from-file=blob={files}/blob.bin"], ()),
+    "secret-generic": ("secret/creds", [
+        "create", "secret", "generic", "creds", "--from-literal=password=hunter2",
+        "--type=Opaque"], ()),
+    "secret-tls": ("secret/cert", [
+        "create", "secret", "tls", "cert", "--cert={files}/server.crt",
+        "--key={files}/server.key"], ()),
+    "secret-docker-registry": ("secret/registry", [
+        "create", "secret", "docker-registry", "registry", "--docker-server=r.example.com",
+        "--docker-username=u", "--docker-password=p", "--docker-email=u@example.com"], ()),
+    "serviceaccount": ("serviceaccount/robot", ["create", "serviceaccount", "robot"], ()),
+    "deployment": ("deployment/web", [
+        "create", "deployment", "web", "--image=nginx:1.25", "--replicas=0", "--port=8080"],
+        ()),
+    "job": ("job/once", ["create", "job", "once", "--image=busybox:1.36", "--", "true"], ()),
+    "cronjob": ("cronjob/tick", [
+        "create", "cronjob", "tick", "--image=busybox:1.36", "--schedule=*/5 * * * *",
+        "--restart=Never", "--", "date"], ()),
+    "service-clusterip": ("service/web", [
+        "create", "service", "clusterip", "web", "--tcp=80:8080", "--tcp=443:https"],
+        (("spec", "clusterIP"), ("spec", "clusterIPs"), ("spec", "sessionAffinity"))),
+    "service-externalname": ("service/db", [
+        "create", "service", "externalname", "db", "--external-name=db.example.com"],
+        (("spec", "sessionAffinity"),)),
+    "run": ("pod/single", [
+        "run", "single", "--image=nginx:1.25", "--labels=app=single", "--env=MODE=fast",
+        "--port=80"], ()),
+}
+
+
+def _create_and_compare(kubectl: Kubectl, namespace: str, ref: str, args: list[str],
+                        server_set: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """Run the generator with --dry-run=client -o json, then for real; compare; return it."""
+    dash = args.index("--") if "--" in args else len(args)
+    flags = [*args[:dash], "-n", namespace]
+    sent = orjson.loads(kubectl.ok(*flags, "--dry-run=client", "-o", "json", *args[dash:]))
+
+    kubectl.ok(*flags, *args[dash:])
+
+    stored = kubectl.json("get", ref, "-n", namespace)
+    assert_stored_as_sent(stored, sent, server_set)
+    return stored
+
+
+@pytest.mark.parametrize("case", list(GENERATORS))
+def test_a_typed_generator_stores_what_its_dry_run_prints(
+    kubectl: Kubectl, ns: str, generator_files: Path, case: str,
+) -> None:
+    ref, args, server_set = GENERATORS[case]
+    args = [arg.replace("{files}", str(generator_files)) for arg in args]
+
+    stored = _create_and_compare(kubectl, ns, ref, args, server_set)
+
+    assert stored["metadata"]["name"] == ref.split("/")[1]
+
+
+def test_create_namespace_stores_what_its_dry_run_prints(
+    kubectl: Kubectl, ns_name: str,
+) -> None:
+    sent = orjson.loads(kubectl.ok("create", "namespace", ns_name, "--dry-run=client",
+                                   "-o", "json"))
+
+    assert kubectl.ok("create", "namespace", ns_name).strip() == f"namespace/{ns_name} created"
+
+    stored = kubectl.json("get", "namespace", ns_name)
+    assert_stored_as_sent(stored, sent, (
+        ("metadata", "labels"), ("spec", "finalizers")))
+    assert stored["metadata"]["labels"] == {"kubernetes.io/metadata.name": ns_name}
+
+
+def test_create_job_from_a_cronjob_keeps_the_owner_reference_and_annotation(
+    kubectl: Kubectl, ns: str,
+) -> None:
+    cronjob = _create_and_compare(kubectl, ns, "cronjob/nightly", [
+        "create", "cronjob", "nightly", "--image=busybox:1.36", "--schedule=0 3 * * *",
+        "--", "date"], ())
+
+    job = _create_and_compare(kubectl, ns, "job/manual", [
+        "create", "job", "manual", "--from=cronjob/nightly"], ())
+
+    assert job["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "CronJob", "nightly", cronjob["metadata"]["uid"], True)
