@@ -72,9 +72,13 @@ def qualified(plural: str, group: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
-def _details(name: str, group: str, plural: str) -> dict[str, Any]:
-    """StatusDetails of an error about one object (empty fields are omitted, as in Go)."""
-    details = {"name": name, "group": group, "kind": plural}
+def status_details(name: str, group: str, kind: str, **extra: Any) -> dict[str, Any]:
+    """StatusDetails about one object; empty fields are omitted, as Go's encoding does.
+
+    ``kind`` is what the real server puts there: the resource plural for most
+    errors, the kind for Invalid. ``extra`` adds fields such as ``uid`` or ``causes``.
+    """
+    details = {"name": name, "group": group, "kind": kind, **extra}
     return {k: v for k, v in details.items() if v}
 
 
@@ -82,7 +86,7 @@ def not_found(plural: str, group: str, name: str) -> ApiError:
     return ApiError(
         404,
         f'{qualified(plural, group)} "{name}" not found',
-        details=_details(name, group, plural),
+        details=status_details(name, group, plural),
     )
 
 
@@ -91,7 +95,7 @@ def already_exists(plural: str, group: str, name: str) -> ApiError:
         409,
         f'{qualified(plural, group)} "{name}" already exists',
         reason="AlreadyExists",
-        details=_details(name, group, plural),
+        details=status_details(name, group, plural),
     )
 
 
@@ -99,7 +103,7 @@ def conflict(plural: str, group: str, name: str, why: str) -> ApiError:
     return ApiError(
         409,
         f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": {why}',
-        details=_details(name, group, plural),
+        details=status_details(name, group, plural),
     )
 
 
@@ -131,16 +135,12 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> 
     """
     texts = list(dict.fromkeys(f"{field}: {message}" for field, message in causes))
     text = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    qualified_kind = f"{kind}.{group}" if group else kind
-    details: dict[str, Any] = {"name": name, "group": group, "kind": kind} if group else \
-        {"name": name, "kind": kind}
-    if not name:
-        del details["name"]
-    details["causes"] = [
+    details = status_details(name, group, kind, causes=[
         {"reason": _cause_type(message), "message": message, "field": field}
         for field, message in causes
-    ]
-    return ApiError(422, f'{qualified_kind} "{name}" is invalid: {text}', details=details)
+    ])
+    return ApiError(422, f'{qualified(kind, group)} "{name}" is invalid: {text}',
+                    details=details)
 
 
 def expired(message: str) -> ApiError:

@@ -32,7 +32,7 @@ from faro._selectors import (
     parse_label_selector,
 )
 from faro.testing import _openapi, _protobuf
-from faro.testing._errors import ApiError
+from faro.testing._errors import ApiError, status_details
 from faro.testing._fields import selectable
 from faro.testing._resources import (
     ResourceType,
@@ -365,11 +365,10 @@ class _Handler(BaseHTTPRequestHandler):
             # to cascade with the deprecated orphanDependents=false.
             code = 202 if not removed and options.get("orphanDependents") is False else 200
             if removed and rt.storage not in _RETURNS_DELETED_OBJECT:
-                details = {"name": name, "group": rt.group, "kind": rt.plural,
-                           "uid": entry.obj["metadata"].get("uid")}
                 self._send_json(code, {
                     "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {k: v for k, v in details.items() if v},
+                    "details": status_details(name, rt.group, rt.plural,
+                                              uid=entry.obj["metadata"].get("uid")),
                 })
             else:
                 self._send_object(code, entry, rt)

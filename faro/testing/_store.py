@@ -40,6 +40,7 @@ from faro.testing._errors import (
     invalid,
     not_found,
     qualified,
+    status_details,
     too_large_resource_version,
 )
 from faro.testing._fields import field_values
@@ -570,12 +571,10 @@ class Store:
                     raise not_found("namespaces", "", namespace)
                 if ns.obj["metadata"].get("deletionTimestamp"):
                     # As the NamespaceLifecycle admission plugin answers.
-                    details: dict[str, Any] = {"name": name, "group": rt.group,
-                                               "kind": rt.plural}
-                    details = {k: v for k, v in details.items() if v}
-                    details["causes"] = [{"reason": "NamespaceTerminating",
-                                          "message": f"namespace {namespace} is being terminated",
-                                          "field": "metadata.namespace"}]
+                    details = status_details(name, rt.group, rt.plural, causes=[{
+                        "reason": "NamespaceTerminating",
+                        "message": f"namespace {namespace} is being terminated",
+                        "field": "metadata.namespace"}])
                     raise ApiError(
                         403,
                         f'{qualified(rt.plural, rt.group)} "{name}" is forbidden: unable to '

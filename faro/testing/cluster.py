@@ -115,16 +115,13 @@ class SimulatedCluster:
         if self._server is not None:
             return self
         tempdir = tempfile.mkdtemp(prefix="faro-sim-")
+        server: SimServer | None = None
         try:
             server = SimServer(
                 (self._host, self._port), self._store, self._faults, self._current_token,
                 self._bookmark_interval, self._expired_in_stream,
             )
-        except BaseException:
-            shutil.rmtree(tempdir, ignore_errors=True)
-            raise
-        self._tempdir = tempdir
-        try:
+            self._tempdir = tempdir
             if self._tls:
                 from faro.testing._tls import make_certificates, server_context
 
@@ -137,9 +134,10 @@ class SimulatedCluster:
             self._write_kubeconfig()
         except BaseException:
             self._server = None
-            server.server_close()
-            shutil.rmtree(tempdir, ignore_errors=True)
             self._tempdir = None
+            if server is not None:
+                server.server_close()
+            shutil.rmtree(tempdir, ignore_errors=True)
             raise
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1},
