@@ -6,6 +6,7 @@ Use it to try faro without a cluster and to test your own handlers.
 """
 
 from faro.testing._errors import ApiError
+from faro.testing.clock import FakeClock
 from faro.testing.cluster import SimulatedCluster
 
-__all__ = ["ApiError", "SimulatedCluster"]
+__all__ = ["ApiError", "FakeClock", "SimulatedCluster"]
