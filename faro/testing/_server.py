@@ -2,9 +2,10 @@
 
 One thread per connection (``ThreadingHTTPServer``), HTTP/1.1 keep-alive. Watch
 streams use chunked transfer encoding with one chunk per event; a batch of
-events ready at once is written with a single socket call. Faults configured on
-the :class:`Faults` object apply before authentication, as a broken proxy or
-overloaded server would answer.
+events ready at once is written with a single socket call. A watch parked by
+``hold_watches`` gets its response head, then waits in ``Store.wait_released``.
+Faults configured on the :class:`Faults` object apply before authentication, as
+a broken proxy or overloaded server would answer.
 """
 
 from __future__ import annotations
@@ -503,7 +504,8 @@ class _Handler(BaseHTTPRequestHandler):
         resource_version = params.get("resourceVersion", "")
         table = self._wants_table()
         try:
-            watcher, initial = store.open_watch(rt, namespace, labels, fields, resource_version)
+            watcher, initial = store.open_watch(rt, namespace, labels, fields, resource_version,
+                                                self.path)
         except ApiError as error:
             if not (server.expired_in_stream and error.code in (410, 504)):
                 raise
@@ -525,6 +527,15 @@ class _Handler(BaseHTTPRequestHandler):
                 table: bool) -> None:
         server = self.server
         store = server.store
+        # A watch parked by hold_watches() has its response head and nothing more until
+        # it is released; it then streams from where it asked to start, at full speed.
+        if watcher.held and not store.wait_released(watcher, end):
+            if watcher.abrupt or watcher.epoch != store.epoch:
+                self.close_connection = True
+                _shutdown(self.request)
+                return
+            self._end_stream()  # dropped cleanly, or its timeoutSeconds passed while parked
+            return
         for start in range(0, len(initial), 512):
             self._write_lines(initial[start:start + 512], table)
         interval = server.bookmark_interval

@@ -177,6 +177,7 @@ class Watcher:
     garbage: int = 0
     on_abrupt: Callable[[], None] | None = None
     end_at: int | None = None  # end cleanly once every change up to this one was seen
+    held: bool = False  # parked by hold_watches(): sends nothing until released
 
     def select(self, change: Change) -> bytes | None:
         """The line this watcher must see for ``change``, or None.
@@ -249,6 +250,7 @@ class Store:
         self._reaper: threading.Thread | None = None
         self.cond = threading.Condition(threading.RLock())
         self.epoch = 0
+        self._hold: re.Pattern[str] | None = None  # a fault: survives restart()
         self._reset()
 
     # ----------------------------------------------------------------- state
@@ -311,6 +313,59 @@ class Store:
     def watch_count(self) -> int:
         with self.cond:
             return len(self._watchers)
+
+    def hold_watches(self, pattern: re.Pattern[str]) -> None:
+        """Park every new watch whose request target matches ``pattern`` until released."""
+        with self.cond:
+            self._hold = pattern
+
+    def release_watches(self) -> int:
+        """Stop holding new watches and let the parked ones stream; returns how many."""
+        with self.cond:
+            self._hold = None
+            released = 0
+            for watcher in self._watchers:
+                if watcher.held:
+                    watcher.held = False
+                    released += 1
+            self.cond.notify_all()
+            return released
+
+    @property
+    def held_count(self) -> int:
+        """How many open watches are parked by :meth:`hold_watches`."""
+        with self.cond:
+            return self._held()
+
+    def _held(self) -> int:
+        return sum(1 for w in self._watchers if w.held and not w.dropped)
+
+    def wait_held(self, count: int, timeout: float) -> bool:
+        """Wait until at least ``count`` watches are parked; False if ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self._held() < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.cond.wait(remaining)
+            return True
+
+    def wait_released(self, watcher: Watcher, deadline: float) -> bool:
+        """Block a parked watcher until it is released; returns False if it must end instead.
+
+        It must end when it was dropped, the store restarted or closed, or
+        ``deadline`` (its request timeout) passed while it was parked.
+        """
+        with self.cond:
+            while watcher.held:
+                if watcher.dropped or watcher.epoch != self.epoch or self._closed:
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.cond.wait(remaining)
+            return not (watcher.dropped or watcher.epoch != self.epoch)
 
     # -------------------------------------------------------------- registry
 
@@ -469,6 +524,7 @@ class Store:
         labels: LabelSelector,
         fields: FieldSelector,
         resource_version: str,
+        target: str = "",
     ) -> tuple[Watcher, list[bytes]]:
         """Register a watcher; returns it and the synthetic ADDED lines to send first.
 
@@ -476,6 +532,9 @@ class Store:
         events; N starts with every change after N (410 if compacted). A future N
         is accepted and the watch waits for changes after it, as the real
         server's watch cache does (only lists and gets answer 504 for it).
+        While :meth:`hold_watches` is in force and its pattern matches the
+        request ``target``, the watcher starts parked (``held``): its starting
+        point is fixed now, its events flow once it is released.
         """
         initial: list[bytes] = []
         if resource_version in ("", "0"):
@@ -483,7 +542,7 @@ class Store:
                 at = self.rv
                 result = self.list_page(rt, namespace, labels, fields)
                 watcher = Watcher(rt, namespace, labels, fields, at, self.epoch)
-                self._watchers.add(watcher)
+                self._register(watcher, target)
             initial = [watch_line("ADDED", raw) for raw in result.items]
             return watcher, initial
         start = parse_rv(resource_version)
@@ -491,8 +550,15 @@ class Store:
             if start < self._first_rv - 1:
                 raise expired(f"too old resource version: {start} ({self._first_rv - 1})")
             watcher = Watcher(rt, namespace, labels, fields, start, self.epoch)
-            self._watchers.add(watcher)
+            self._register(watcher, target)
         return watcher, initial
+
+    def _register(self, watcher: Watcher, target: str) -> None:
+        """Add an open watcher, parked if a hold matches; caller holds the lock."""
+        if self._hold is not None and self._hold.search(target):
+            watcher.held = True
+            self.cond.notify_all()  # wake wait_held()
+        self._watchers.add(watcher)
 
     def close_watch(self, watcher: Watcher) -> None:
         with self.cond:

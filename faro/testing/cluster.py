@@ -27,7 +27,8 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -153,6 +154,7 @@ class SimulatedCluster:
             return
         server.stopping.set()
         server.shutdown()
+        self._store.release_watches()
         self._store.drop_watches(abrupt=True)
         server.close_connections()
         server.server_close()
@@ -225,8 +227,13 @@ class SimulatedCluster:
 
     @property
     def watch_count(self) -> int:
-        """How many watch streams are open."""
+        """How many watch streams are open (held ones included)."""
         return self._store.watch_count
+
+    @property
+    def held_watches(self) -> int:
+        """How many open watch streams are parked by :meth:`hold_watches`."""
+        return self._store.held_count
 
     # --------------------------------------------------------------- objects
 
@@ -343,11 +350,41 @@ class SimulatedCluster:
             self._faults.delays.append(_Delay(
                 re.compile(path), method.upper() if method else None, count, seconds))
 
+    def hold_watches(self, *, path: str = "") -> AbstractContextManager[None]:
+        """Park new watch requests until :meth:`release_watches`.
+
+        A watch request that arrives while the hold is in force (and whose path
+        and query match ``path``, a regular expression; empty matches every
+        watch) is accepted: it keeps the resourceVersion it asked for and gets
+        its ``200`` response head, then no event until released. Released, it
+        streams every change since that resourceVersion at full speed, so a
+        burst made while it was parked arrives as one replay. Watches already
+        streaming are not affected. :attr:`held_watches` counts the parked ones,
+        :meth:`wait_for_held_watches` waits for them.
+
+        Returns a context manager that releases on exit::
+
+            with cluster.hold_watches():
+                cluster.wait_for_held_watches(1)
+                ...  # make changes; the client sees none of them yet
+        """
+        self._store.hold_watches(re.compile(path))
+        return _Releaser(self.release_watches)
+
+    def release_watches(self) -> int:
+        """End the hold: parked watches stream on. Returns how many were parked."""
+        return self._store.release_watches()
+
+    def wait_for_held_watches(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` watches are parked; False if ``timeout`` passes."""
+        return self._store.wait_held(count, timeout)
+
     def clear_faults(self) -> None:
-        """Remove every pending failure and delay."""
+        """Remove every pending failure and delay, and release held watches."""
         with self._faults.lock:
             self._faults.failures.clear()
             self._faults.delays.clear()
+        self._store.release_watches()
 
     def inject_malformed_watch_line(self) -> int:
         """Write one line that is not valid JSON into every open watch; returns how many."""
@@ -417,6 +454,21 @@ class SimulatedCluster:
             yaml.safe_dump(config, handle, sort_keys=False)
         os.replace(tmp, path)
         self._kubeconfig = path
+
+
+class _Releaser(AbstractContextManager[None]):
+    """Calls ``release`` on exit (what :meth:`SimulatedCluster.hold_watches` returns)."""
+
+    def __init__(self, release: Callable[[], object]) -> None:
+        self._release = release
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
 
 
 def _api_version(obj: Mapping[str, Any]) -> str:

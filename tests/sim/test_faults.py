@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient, assert_status, configmap, eventually
+from tests.sim.helpers import RawClient, assert_status, configmap, eventually, sim_client
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -73,6 +73,131 @@ def test_malformed_watch_line_then_the_stream_continues(api: RawClient,
     api.post(CM, configmap("after"))
     event = watch.next()
     assert event["type"] == "ADDED" and event["object"]["metadata"]["name"] == "after"
+
+
+# --------------------------------------------------------------------------------- held watches
+
+
+def test_a_held_watch_gets_its_head_then_replays_the_burst_on_release(
+        api: RawClient, cluster: SimulatedCluster) -> None:
+    start = api.get(CM).json()["metadata"]["resourceVersion"]
+    cluster.hold_watches()
+    watch = api.watch(CM, resourceVersion=start)
+    assert watch.status == 200  # accepted: the response head came
+    assert cluster.wait_for_held_watches(1)
+    assert cluster.held_watches == 1 and cluster.watch_count == 1
+    for i in range(50):
+        api.post(CM, configmap(f"cm-{i:02d}"))
+    watch.assert_quiet()  # parked: nothing was streamed
+    assert cluster.release_watches() == 1
+    events = watch.take(50)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", f"cm-{i:02d}") for i in range(50)]
+    assert cluster.held_watches == 0
+    # Released: the watch goes on live, and new watches are no longer held.
+    api.post(CM, configmap("live"))
+    assert watch.next()["object"]["metadata"]["name"] == "live"
+    fresh = api.watch(CM)
+    assert fresh.next()["type"] == "ADDED"
+
+
+def test_hold_does_not_affect_watches_already_streaming(api: RawClient,
+                                                        cluster: SimulatedCluster) -> None:
+    streaming = api.watch(CM)
+    eventually(lambda: cluster.watch_count == 1)
+    with cluster.hold_watches():
+        parked = api.watch(CM)
+        assert cluster.wait_for_held_watches(1)
+        api.post(CM, configmap("a"))
+        assert streaming.next()["object"]["metadata"]["name"] == "a"
+        assert cluster.held_watches == 1 and cluster.watch_count == 2
+        parked.assert_quiet()
+    # Leaving the block released it; it was opened before "a" was created.
+    assert cluster.held_watches == 0
+    assert parked.next()["object"]["metadata"]["name"] == "a"
+
+
+def test_a_held_watch_from_zero_keeps_the_state_it_asked_for(api: RawClient,
+                                                             cluster: SimulatedCluster) -> None:
+    api.post(CM, configmap("before"))
+    with cluster.hold_watches():
+        watch = api.watch(CM, resourceVersion="0")
+        assert cluster.wait_for_held_watches(1)
+        api.post(CM, configmap("during"))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in watch.take(2)] == [
+        ("ADDED", "before"), ("ADDED", "during")]
+
+
+def test_hold_watches_path_matches_only_some_watches(api: RawClient,
+                                                     cluster: SimulatedCluster) -> None:
+    cluster.hold_watches(path=r"/secrets")
+    configmaps = api.watch(CM)
+    secrets = api.watch("/api/v1/namespaces/default/secrets")
+    assert cluster.wait_for_held_watches(1)
+    eventually(lambda: cluster.watch_count == 2)
+    api.post(CM, configmap("a"))
+    assert configmaps.next()["object"]["metadata"]["name"] == "a"
+    assert cluster.held_watches == 1
+    assert api.get(CM).status == 200  # other requests are not held either
+    assert cluster.release_watches() == 1
+    api.post("/api/v1/namespaces/default/secrets", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
+    assert secrets.next()["object"]["metadata"]["name"] == "s"
+
+
+def test_wait_for_held_watches_times_out(cluster: SimulatedCluster) -> None:
+    cluster.hold_watches()
+    assert cluster.wait_for_held_watches(1, timeout=0.05) is False
+    assert cluster.held_watches == 0
+
+
+def test_clear_faults_releases_held_watches(api: RawClient, cluster: SimulatedCluster) -> None:
+    cluster.hold_watches()
+    watch = api.watch(CM)
+    assert cluster.wait_for_held_watches(1)
+    api.post(CM, configmap("a"))
+    cluster.clear_faults()
+    assert watch.next()["object"]["metadata"]["name"] == "a"
+    assert cluster.held_watches == 0
+    later = api.watch(CM)  # the hold itself is gone too
+    assert later.next()["object"]["metadata"]["name"] == "a"
+
+
+def test_dropping_a_held_watch_ends_it_without_events(api: RawClient,
+                                                      cluster: SimulatedCluster) -> None:
+    api.post(CM, configmap("a"))
+    cluster.hold_watches()
+    first, second = api.watch(CM), api.watch(CM)
+    assert cluster.wait_for_held_watches(2)
+    assert cluster.drop_watches() == 2
+    assert first.next() == "<end>" and second.next() == "<end>"
+    eventually(lambda: cluster.watch_count == 0)
+    assert cluster.held_watches == 0
+    abrupt = api.watch(CM)
+    assert cluster.wait_for_held_watches(1)
+    cluster.drop_watches(abrupt=True)
+    outcome = abrupt.next()
+    assert isinstance(outcome, str) and outcome.startswith("<error:"), outcome
+
+
+def test_a_held_watch_ends_cleanly_when_its_timeout_passes(api: RawClient,
+                                                           cluster: SimulatedCluster) -> None:
+    api.post(CM, configmap("a"))
+    cluster.hold_watches()
+    watch = api.watch(CM, timeoutSeconds="1")
+    assert cluster.wait_for_held_watches(1)
+    assert watch.next() == "<end>"  # no ADDED for "a": it was never released
+
+
+def test_stop_releases_held_watches() -> None:
+    with sim_client() as (sim, client):
+        sim.hold_watches()
+        watch = client.watch(CM)
+        assert sim.wait_for_held_watches(1)
+        sim.stop()
+        outcome = watch.next()
+        assert isinstance(outcome, str) and outcome.startswith(("<error:", "<end>")), outcome
+        assert sim.held_watches == 0
 
 
 # ----------------------------------------------------------------------------- request faults
