@@ -1,0 +1,36 @@
+"""What an informer reports about itself, for controllers, probes and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class InformerHealth:
+    """A snapshot of one informer's state (immutable; take a new one to see changes).
+
+    ``healthy`` is True while the informer runs, has synced, and its last
+    list or watch attempt did not fail. Times are Unix timestamps (seconds).
+    ``watch_restarts`` and ``relists`` count by reason (``timeout``,
+    ``expired``, ``error``, ``malformed``...); ``relists`` does not count the first list.
+    """
+
+    name: str
+    running: bool
+    synced: bool
+    consecutive_failures: int
+    last_error: str | None
+    last_error_time: float | None
+    last_event_time: float | None
+    last_sync_resource_version: str | None
+    objects: int
+    events: int
+    malformed_lines: int
+    handler_errors: int
+    watch_restarts: dict[str, int] = field(default_factory=dict)
+    relists: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """Running, synced, and the last attempt did not fail."""
+        return self.running and self.synced and self.consecutive_failures == 0

@@ -1,0 +1,529 @@
+"""The reflector: keeps a store equal to one collection on the API server.
+
+It runs on one thread (the informer's) and repeats, until stopped:
+
+1. LIST the collection in pages (``limit``/``continue``) at the newest
+   resourceVersion. The first list fills the store and reports every object as
+   an initial add. Later lists (relists) are compared with the store: new
+   objects are reported added, objects whose resourceVersion changed updated
+   (old and new), and objects that are gone deleted with
+   ``final_state_unknown=True`` and the last state the store held.
+2. WATCH from the list's resourceVersion, with bookmarks and a randomized
+   server timeout, applying each event to the store and reporting it. After a
+   clean end of the stream it watches again from the last resourceVersion it
+   saw (of an event or a bookmark); it never watches without one, so it never
+   sees an initial watch's synthetic events.
+
+Failures and what follows them:
+
+- 410 Expired (an HTTP status or an in-stream ERROR event), or "too large
+  resource version": relist. An expired continue token: one unpaged list, as
+  client-go's pager does.
+- A broken connection or an in-stream error: wait (backoff), then check with a
+  one-item LIST that the server still has the last resourceVersion (a server
+  whose storage was restored or replaced answers "too large" or 410, and then
+  the reflector relists), then watch again.
+- A line that is not a watch event: logged, counted, and the watch is made
+  again from the last resourceVersion after a backoff wait.
+- Any other error: exponential backoff with jitter through tenacity (429 and
+  503 wait what ``Retry-After`` says); 401 and 403 call ``refresh_credentials``
+  first. The thread never dies from an exception while running.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+import tenacity
+
+from faro.cache._stream import LineStream, abort_response
+from faro.cache.backoff import Backoff
+from faro.cache.health import InformerHealth
+from faro.cache.listwatch import ListWatch
+from faro.cache.store import KubeObject, Store, meta_namespace_key
+from faro.cache.transform import Transform
+from faro.errors import ApiStatusError
+
+logger = logging.getLogger(__name__)
+
+WATCH_READ_GRACE = 30.0
+"""Seconds a watch read may wait beyond the server-side timeout before it counts as hung."""
+
+
+class Sink(Protocol):
+    """Receives the reflector's notifications, on the reflector's thread, under its lock."""
+
+    def add(self, obj: KubeObject, is_initial: bool) -> None: ...
+
+    def update(self, old: KubeObject, new: KubeObject) -> None: ...
+
+    def delete(self, obj: KubeObject, final_state_unknown: bool) -> None: ...
+
+
+class _MalformedEvent(Exception):
+    """A watch line that is not a valid watch event."""
+
+
+class _Stopped(Exception):
+    """Raised inside the loop when stop() was called."""
+
+
+class Reflector:
+    """Keeps ``store`` in sync with the collection of ``listwatch``; see the module docstring.
+
+    :meth:`run` blocks until :meth:`stop`; everything else may be called from
+    any thread. Store changes and notifications to ``sink`` happen while
+    ``lock`` is held, so a holder of ``lock`` sees the store and the
+    notifications agree.
+    """
+
+    def __init__(self, listwatch: ListWatch, store: Store, sink: Sink, lock: threading.RLock, *,
+                 name: str, page_size: int = 500,
+                 watch_timeout: tuple[float, float] = (300.0, 600.0),
+                 backoff: Backoff | None = None, transform: Transform | None = None,
+                 refresh_credentials: Callable[[], object] | None = None) -> None:
+        if page_size < 0:
+            raise ValueError(f"page_size must not be negative, got {page_size}")
+        low, high = watch_timeout
+        if not 1 <= low <= high:
+            raise ValueError(f"watch_timeout must be (low, high) with 1 <= low <= high, "
+                             f"got {watch_timeout}")
+        self._lw = listwatch
+        self._lw._track = self._track
+        self._store = store
+        self._sink = sink
+        self._lock = lock
+        self.name = name
+        self._page_size = page_size
+        self._watch_timeout = (low, high)
+        self._backoff = (backoff or Backoff()).wait_strategy()
+        self._transform = transform
+        self._refresh_credentials = refresh_credentials
+
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self._state = threading.Condition()  # notified when synced or stopped
+        self._running = False
+        self._response: Any = None
+        self._response_lock = threading.Lock()
+        self._last_rv = ""
+        self._needs_list = True
+        self._list_reason = "initial"
+        self._probe = False
+        self._expired_streak = 0
+
+        self._counter_lock = threading.Lock()
+        self._consecutive_failures = 0
+        self._last_error: str | None = None
+        self._last_error_time: float | None = None
+        self._last_event_time: float | None = None
+        self._events = 0
+        self._malformed = 0
+        self._watch_restarts: dict[str, int] = {}
+        self._relists: dict[str, int] = {}
+        self._transform_errors = 0
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def last_sync_resource_version(self) -> str | None:
+        """The resourceVersion of the last list, event or bookmark applied (None before)."""
+        return self._last_rv or None
+
+    def has_synced(self) -> bool:
+        """True once the first list has been applied to the store and reported."""
+        return self._synced.is_set()
+
+    def wait_for_sync(self, timeout: float | None = None) -> bool:
+        """Block until synced (True), or until the timeout passes or the reflector stops (False)."""
+        with self._state:
+            return self._state.wait_for(
+                lambda: self._synced.is_set() or self._stop.is_set(), timeout
+            ) and self._synced.is_set()
+
+    def health(self) -> InformerHealth:
+        """A snapshot of the reflector's state."""
+        with self._counter_lock:
+            return InformerHealth(
+                name=self.name, running=self._running, synced=self._synced.is_set(),
+                consecutive_failures=self._consecutive_failures, last_error=self._last_error,
+                last_error_time=self._last_error_time, last_event_time=self._last_event_time,
+                last_sync_resource_version=self._last_rv or None, objects=len(self._store),
+                events=self._events, malformed_lines=self._malformed,
+                handler_errors=self._transform_errors, watch_restarts=dict(self._watch_restarts),
+                relists=dict(self._relists))
+
+    def run(self) -> None:
+        """List and watch until :meth:`stop`; never raises."""
+        self._running = True
+        retrying = tenacity.Retrying(
+            wait=self._backoff, sleep=self._sleep, reraise=True,
+            retry=tenacity.retry_if_exception(lambda _exc: not self._stop.is_set()),
+            before_sleep=self._on_failure)
+        try:
+            retrying(self._list_and_watch)
+        except _Stopped:
+            pass
+        except Exception:  # only reachable while stopping: an error raced with stop()
+            if not self._stop.is_set():  # pragma: no cover - retry covers every other case
+                logger.exception("informer %s: unexpected end", self.name)
+        finally:
+            self._running = False
+            with self._response_lock:
+                self._response = None
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return, interrupting a wait or a read in progress (any thread)."""
+        self._stop.set()
+        with self._state:
+            self._state.notify_all()
+        with self._response_lock:
+            response = self._response
+        if response is not None:
+            abort_response(response)
+
+    # ---------------------------------------------------------------- the loop
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
+    def _track(self, response: Any) -> None:
+        with self._response_lock:
+            self._response = response
+        if response is not None and self._stop.is_set():
+            abort_response(response)
+
+    def _list_and_watch(self) -> None:
+        while True:
+            self._check_stop()
+            if self._probe and not self._needs_list:
+                self._check_resource_version()
+            if self._needs_list:
+                self._list()
+            self._watch()
+
+    def _on_failure(self, retry_state: tenacity.RetryCallState) -> None:
+        """Record the failure (tenacity calls this before its backoff sleep)."""
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        with self._counter_lock:
+            self._consecutive_failures += 1
+            self._last_error = _describe(error)
+            self._last_error_time = time.time()
+            failures = self._consecutive_failures
+        if isinstance(error, _MalformedEvent):
+            logger.warning("informer %s: %s; watching again from resourceVersion %s in %.2fs",
+                           self.name, error, self._last_rv, wait)
+        else:
+            logger.warning("informer %s: %s (failure %d); retrying in %.2fs",
+                           self.name, _describe(error), failures, wait)
+        if (isinstance(error, ApiStatusError) and error.is_unauthorized
+                and self._refresh_credentials is not None):
+            try:
+                self._refresh_credentials()
+                logger.info("informer %s: credentials re-read after HTTP %d",
+                            self.name, error.status)
+            except Exception as exc:
+                logger.error("informer %s: re-reading credentials failed: %s",
+                             self.name, _describe(exc))
+
+    def _succeeded(self) -> None:
+        if self._consecutive_failures:
+            with self._counter_lock:
+                self._consecutive_failures = 0
+
+    def _count(self, counter: dict[str, int], reason: str) -> None:
+        with self._counter_lock:
+            counter[reason] = counter.get(reason, 0) + 1
+
+    def _relist(self, reason: str) -> None:
+        self._needs_list = True
+        self._list_reason = reason
+
+    # ------------------------------------------------------------------ list
+
+    def _check_resource_version(self) -> None:
+        """After a failure: does the server still serve our resourceVersion?"""
+        try:
+            self._lw.list_page(limit=1, resource_version=self._last_rv,
+                               resource_version_match="NotOlderThan")
+        except ApiStatusError as exc:
+            if exc.is_too_large_resource_version:
+                logger.warning("informer %s: the server is behind resourceVersion %s (was its "
+                               "storage replaced?); relisting", self.name, self._last_rv)
+                self._relist("too_large_resource_version")
+            elif exc.is_expired:
+                self._relist("expired")
+            else:
+                raise
+        self._probe = False
+
+    def _list(self) -> None:
+        resource_version, objects = self._list_all()
+        self._check_stop()
+        with self._lock:
+            if not self._synced.is_set():
+                self._store.replace(objects)
+                add = self._sink.add
+                for obj in objects.values():
+                    add(obj, True)
+            else:
+                self._apply_relist(objects)
+            self._last_rv = resource_version
+        if self._list_reason != "initial":
+            self._count(self._relists, self._list_reason)
+            logger.info("informer %s: relisted (%s): %d objects at resourceVersion %s",
+                        self.name, self._list_reason, len(objects), resource_version)
+        else:
+            logger.debug("informer %s: listed %d objects at resourceVersion %s",
+                         self.name, len(objects), resource_version)
+        self._needs_list = False
+        self._probe = False
+        self._succeeded()
+        if not self._synced.is_set():
+            with self._state:
+                self._synced.set()
+                self._state.notify_all()
+
+    def _list_all(self) -> tuple[str, dict[str, KubeObject]]:
+        """LIST every page; returns the resourceVersion and the (transformed) objects by key.
+
+        Each page is transformed as soon as it arrives, so what the transform
+        drops (managedFields) is freed page by page and its memory reused.
+        """
+        objects: dict[str, KubeObject] = {}
+        token = ""
+        while True:
+            self._check_stop()
+            try:
+                page = self._lw.list_page(limit=self._page_size, continue_token=token)
+            except ApiStatusError as exc:
+                if not (token and exc.is_expired):
+                    raise
+                logger.info("informer %s: continue token expired after %d objects; "
+                            "listing without pages", self.name, len(objects))
+                if self._list_reason == "initial":
+                    self._list_reason = "expired_continue"
+                page = self._lw.list_page()
+                objects = {}
+                token = ""
+            self._add_items(objects, page.items)
+            if not page.continue_token:
+                return page.resource_version, objects
+            token = page.continue_token
+
+    def _add_items(self, objects: dict[str, KubeObject], items: list[Any]) -> None:
+        transform = self._transform
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("metadata"), dict):
+                self._malformed_item(item)
+                continue
+            if transform is not None:
+                item = self._apply_transform(item)
+            try:
+                objects[meta_namespace_key(item)] = item
+            except (KeyError, TypeError):
+                self._malformed_item(item)
+
+    def _apply_relist(self, objects: dict[str, KubeObject]) -> None:
+        previous = self._store.items()
+        self._store.replace(objects)
+        sink = self._sink
+        for key, obj in objects.items():
+            old = previous.pop(key, None)
+            if old is None:
+                sink.add(obj, False)
+            elif _rv(old) != _rv(obj):
+                sink.update(old, obj)
+        for old in previous.values():
+            sink.delete(old, True)
+
+    def _malformed_item(self, item: Any) -> None:
+        with self._counter_lock:
+            self._malformed += 1
+        logger.error("informer %s: skipped a list item that is not a Kubernetes object: %.200r",
+                     self.name, item)
+
+    # ----------------------------------------------------------------- watch
+
+    def _watch(self) -> None:
+        low, high = self._watch_timeout
+        timeout = int(random.uniform(low, high))
+        try:
+            stream = self._lw.watch(self._last_rv, timeout_seconds=timeout,
+                                    read_timeout=timeout + WATCH_READ_GRACE)
+        except ApiStatusError as exc:
+            self._check_stop()
+            if self._expired_or_too_large(exc):
+                return
+            raise
+        except Exception:
+            self._check_stop()
+            # A connection that failed before the server answered may be a server that
+            # went away and came back with its storage replaced, just as a broken stream:
+            # check the resourceVersion first here too, or the watch from a version the
+            # new server has not reached yet would wait in silence.
+            self._probe = True
+            raise
+        try:
+            self._consume(stream)
+        except _Stopped:
+            raise
+        except _MalformedEvent:
+            self._count_malformed()
+            self._count(self._watch_restarts, "malformed")
+            raise
+        except ApiStatusError as exc:  # an ERROR event
+            if self._expired_or_too_large(exc):
+                return
+            self._probe = True
+            raise
+        except Exception:
+            self._check_stop()
+            self._probe = True
+            self._count(self._watch_restarts, "error")
+            raise
+        finally:
+            stream.close()
+            with self._response_lock:
+                self._response = None
+        self._check_stop()
+        self._count(self._watch_restarts, "closed")
+        logger.debug("informer %s: watch ended cleanly at resourceVersion %s",
+                     self.name, self._last_rv)
+
+    def _expired_or_too_large(self, exc: ApiStatusError) -> bool:
+        """Schedule a relist for 410 or "too large"; True if that is what ``exc`` is."""
+        if exc.is_expired:
+            reason = "expired"
+        elif exc.is_too_large_resource_version:
+            reason = "too_large_resource_version"
+        else:
+            return False
+        self._count(self._watch_restarts, reason)
+        self._expired_streak += 1
+        if self._expired_streak > 2:
+            # A fresh list's resourceVersion expiring again and again: back off.
+            self._relist(reason)
+            raise exc
+        logger.info("informer %s: watch from resourceVersion %s: %s; relisting",
+                    self.name, self._last_rv, exc)
+        self._relist(reason)
+        return True
+
+    def _consume(self, stream: LineStream) -> None:
+        loads = orjson.loads
+        store = self._store
+        sink = self._sink
+        transform = self._transform
+        lock = self._lock
+        self._succeeded()
+        for lines in stream:
+            applied = 0
+            with lock:
+                try:
+                    for line in lines:
+                        if not line or line.isspace():
+                            continue
+                        try:
+                            event = loads(line)
+                            kind = event["type"]
+                            obj = event["object"]
+                            # Checked before reading the resourceVersion: an ERROR
+                            # event's object is a Status whose metadata is empty, so
+                            # reading it first made every in-stream 410 "malformed"
+                            # and the informer re-watched the expired version forever.
+                            if kind == "ERROR":
+                                raise ApiStatusError.from_status(500, obj,
+                                                                 request="watch ERROR event")
+                            metadata = obj["metadata"]
+                            rv = metadata["resourceVersion"]
+                        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                            raise _MalformedEvent(_malformed_message(line, exc)) from None
+                        if kind == "BOOKMARK":
+                            self._last_rv = rv
+                            continue
+                        if transform is not None:
+                            try:
+                                obj = transform(obj)
+                            except Exception:
+                                obj = self._transform_failed(obj)
+                        namespace = metadata.get("namespace")
+                        name = metadata.get("name")
+                        if not isinstance(name, str):
+                            raise _MalformedEvent(_malformed_message(line, "no metadata.name"))
+                        key = f"{namespace}/{name}" if namespace else name
+                        if kind == "ADDED" or kind == "MODIFIED":
+                            old = store.put(key, obj)
+                            if old is None:
+                                sink.add(obj, False)
+                            else:
+                                sink.update(old, obj)
+                        elif kind == "DELETED":
+                            store.pop(key)
+                            sink.delete(obj, False)
+                        else:
+                            raise _MalformedEvent(_malformed_message(line, f"type {kind!r}"))
+                        self._last_rv = rv
+                        applied += 1
+                finally:
+                    if applied:
+                        self._events += applied
+                        self._last_event_time = time.time()
+                        self._expired_streak = 0
+            self._check_stop()
+        if not stream.clean_end:  # pragma: no cover - the iterator raises instead
+            raise ConnectionError("watch stream ended without its final chunk")
+
+    def _apply_transform(self, obj: KubeObject) -> KubeObject:
+        assert self._transform is not None
+        try:
+            return self._transform(obj)
+        except Exception:
+            return self._transform_failed(obj)
+
+    def _transform_failed(self, obj: KubeObject) -> KubeObject:
+        """Keep the object as it came (losing nothing) and report the transform's error."""
+        with self._counter_lock:
+            self._transform_errors += 1
+        logger.exception("informer %s: the transform failed on %s; stored it untransformed",
+                         self.name, _object_name(obj))
+        return obj
+
+    def _count_malformed(self) -> None:
+        with self._counter_lock:
+            self._malformed += 1
+
+
+def _object_name(obj: KubeObject) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    name = metadata.get("name", "?")
+    return f"{namespace}/{name}" if namespace else str(name)
+
+
+def _rv(obj: KubeObject) -> Any:
+    return obj["metadata"].get("resourceVersion")
+
+
+def _malformed_message(line: bytes, problem: object) -> str:
+    return f"malformed watch event ({problem}): {line[:200]!r}"
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    text = str(error) or type(error).__name__
+    if isinstance(error, ApiStatusError):
+        return text
+    return f"{type(error).__name__}: {text}"
