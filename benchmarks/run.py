@@ -1,6 +1,7 @@
 """Run faro's benchmarks and print a table (``make bench``).
 
-Usage: python benchmarks/run.py [--only NAME ...] [--json PATH] [--events N] [--repeat N]
+Usage: python benchmarks/run.py [--only NAME ...] [--json PATH] [--events N] [--objects N]
+                                [--repeat N]
 
 Every benchmark measures its own baseline in the same run and reports the ratio
 to it, so results compare across machines; targets are reported, never asserted.
@@ -21,20 +22,30 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_informer
 import bench_sim
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "sim_emit": lambda a: bench_sim.run(events=a.events, repeat=a.repeat),
+    "informer_throughput": lambda a: bench_informer.run_throughput(events=a.events,
+                                                                   repeat=a.repeat),
+    # Both from the same client runs (made once when both are selected).
+    "informer_memory": lambda a: bench_informer.run_memory(objects=a.objects, repeat=a.repeat),
+    "informer_sync": lambda a: bench_informer.run_sync(objects=a.objects, repeat=a.repeat),
 }
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:,}"
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     """Rows as an aligned text table."""
     headers = ("benchmark", "variant", "value", "unit", "baseline", "ratio", "target", "met")
     cells = [
-        (r["benchmark"], r["variant"], f"{r['value']:,}", r["unit"],
-         f"{r['baseline_value']:,} ({r['baseline']})", str(r["ratio"]), r["target"],
-         "yes" if r["met"] else "NO")
+        (r["benchmark"], r["variant"], _number(r["value"]), r["unit"],
+         f"{_number(r['baseline_value'])} ({r['baseline']})", _number(r["ratio"]), r["target"],
+         "-" if r["met"] is None else "yes" if r["met"] else "NO")
         for r in rows
     ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
@@ -52,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--events", type=int, default=50_000,
                         help="objects per burst (default 50000)")
+    parser.add_argument("--objects", type=int, default=100_000,
+                        help="objects an informer caches in informer_memory and informer_sync "
+                             "(default 100000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant; best is kept")
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []

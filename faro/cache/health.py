@@ -10,7 +10,8 @@ class InformerHealth:
     """A snapshot of one informer's state (immutable; take a new one to see changes).
 
     ``healthy`` is True while the informer runs, has synced, and its last
-    list or watch attempt did not fail. Times are Unix timestamps (seconds).
+    list or watch attempt did not fail. Times are Unix timestamps (seconds);
+    ``last_error`` stays after recovery (``consecutive_failures`` goes back to 0).
     ``watch_restarts`` and ``relists`` count by reason (``timeout``,
     ``expired``, ``error``, ``malformed``...); ``relists`` does not count the first list.
     """
@@ -27,6 +28,7 @@ class InformerHealth:
     events: int
     malformed_lines: int
     handler_errors: int
+    transform_errors: int
     watch_restarts: dict[str, int] = field(default_factory=dict)
     relists: dict[str, int] = field(default_factory=dict)
 

@@ -107,6 +107,7 @@ class Reflector:
         self._refresh_credentials = refresh_credentials
 
         self._stop = threading.Event()
+        self._stopping = False  # mirrors _stop, read per event in the hot loop
         self._synced = threading.Event()
         self._state = threading.Condition()  # notified when synced or stopped
         self._running = False
@@ -156,7 +157,8 @@ class Reflector:
                 last_error_time=self._last_error_time, last_event_time=self._last_event_time,
                 last_sync_resource_version=self._last_rv or None, objects=len(self._store),
                 events=self._events, malformed_lines=self._malformed,
-                handler_errors=self._transform_errors, watch_restarts=dict(self._watch_restarts),
+                handler_errors=0, transform_errors=self._transform_errors,
+                watch_restarts=dict(self._watch_restarts),
                 relists=dict(self._relists))
 
     def run(self) -> None:
@@ -180,6 +182,7 @@ class Reflector:
 
     def stop(self) -> None:
         """Ask :meth:`run` to return, interrupting a wait or a read in progress (any thread)."""
+        self._stopping = True
         self._stop.set()
         with self._state:
             self._state.notify_all()
@@ -343,7 +346,7 @@ class Reflector:
             old = previous.pop(key, None)
             if old is None:
                 sink.add(obj, False)
-            elif _rv(old) != _rv(obj):
+            elif _rv(old) != _rv(obj) or _uid(old) != _uid(obj):
                 sink.update(old, obj)
         for old in previous.values():
             sink.delete(old, True)
@@ -398,6 +401,7 @@ class Reflector:
             with self._response_lock:
                 self._response = None
         self._check_stop()
+        self._expired_streak = 0
         self._count(self._watch_restarts, "closed")
         logger.debug("informer %s: watch ended cleanly at resourceVersion %s",
                      self.name, self._last_rv)
@@ -433,6 +437,8 @@ class Reflector:
             with lock:
                 try:
                     for line in lines:
+                        if self._stopping:  # a plain attribute: cheap enough per event
+                            raise _Stopped
                         if not line or line.isspace():
                             continue
                         try:
@@ -514,6 +520,10 @@ def _object_name(obj: KubeObject) -> str:
 
 def _rv(obj: KubeObject) -> Any:
     return obj["metadata"].get("resourceVersion")
+
+
+def _uid(obj: KubeObject) -> Any:
+    return obj["metadata"].get("uid")
 
 
 def _malformed_message(line: bytes, problem: object) -> str:

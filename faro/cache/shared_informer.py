@@ -167,8 +167,11 @@ class SharedInformer:
         """Stop the thread and wait for it (at most ``timeout`` seconds; None: no limit).
 
         Interrupts a watch or list read in progress by shutting its connection
-        down, so this normally returns well within a second; only a connection
-        attempt still in progress can take longer (up to its connect timeout).
+        down, so this normally returns well within a second. A request still
+        waiting for the server's response headers (a connection attempt, or a
+        server slow to answer) cannot be interrupted: then this returns False
+        after ``timeout`` and the daemon thread ends once that request does
+        (connect timeout 10 s, LIST read timeout 60 s).
         Returns True if the thread has ended. Idempotent; safe from any thread
         except a handler (the informer's own thread), where it does not wait.
         """
@@ -216,8 +219,8 @@ class SharedInformer:
 
     def health(self) -> InformerHealth:
         """A snapshot of this informer's state, for controllers, probes and metrics."""
-        health = self._reflector.health()  # counts transform errors
-        return replace(health, handler_errors=health.handler_errors + self._fanout.errors)
+        return replace(self._reflector.health(), running=self.is_running,
+                       handler_errors=self._fanout.errors)
 
 
 class _Fanout:

@@ -1,0 +1,289 @@
+"""Informer benchmarks: event throughput, memory per cached object, initial sync time.
+
+Every process is separate: the simulated API server runs in ``sim_server.py``
+(driven over stdin/stdout), and each measured client run is a fresh
+``clients.py`` process, so the clients' CPU time and RSS are their own.
+
+- ``informer_throughput``: the namespace is empty, the simulator holds watches,
+  the client starts (its LIST is empty, its WATCH is parked), the simulator
+  creates ``events`` ~1 KB ConfigMaps in-process and then releases the watch:
+  the client receives the whole burst back to back from the change history.
+  Rate = events / (last event - first event), both timed inside the client.
+  Baseline: ``reader`` (urllib3 + orjson, ``reader.py``'s decoding).
+- ``informer_memory`` and ``informer_sync`` (the same client runs): the
+  simulator holds ``objects`` ConfigMaps; the client measures its RSS after
+  imports and construction, the time from ``start()`` to a full cache, and its
+  RSS after that and ``gc.collect()``. Baseline: the official client's
+  ``kubernetes.informer.SharedInformer``.
+
+Variants run interleaved, ``repeat`` times each; the best run of each is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+SIM_SERVER = HERE / "sim_server.py"
+CLIENTS = HERE / "clients.py"
+
+THROUGHPUT_VARIANTS = ("reader", "faro", "reader-cache", "plain-urllib3", "official-informer",
+                       "official-watch")
+CACHE_VARIANTS = ("official-informer", "faro")
+THROUGHPUT_BUDGET = 3.0  # seconds of counting after the first event, for every variant
+THROUGHPUT_TARGET = 0.8  # faro events/s >= 0.8 x reader
+MEMORY_TARGET = 0.5  # faro bytes per object <= 0.5 x official informer
+SYNC_TARGET = 0.5  # faro sync time <= 0.5 x official informer
+HELD_TIMEOUT = 60.0  # seconds a client may take to list and open its watch
+
+
+class BenchError(RuntimeError):
+    """A benchmark process failed."""
+
+
+class SimProcess:
+    """``sim_server.py`` in a subprocess, driven one command at a time."""
+
+    def __init__(self, history_size: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SIM_SERVER), "--history-size", str(history_size)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        info = self._reply()
+        self.url: str = info["url"]
+        self.kubeconfig: str = info["kubeconfig"]
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise BenchError(f"sim_server.py exited (status {self.proc.wait()})")
+        reply: dict[str, Any] = orjson.loads(line)
+        if "error" in reply:
+            raise BenchError(f"sim_server.py: {reply['error']}")
+        return reply
+
+    def command(self, text: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()  # this process's own child, by its handle
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> SimProcess:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _start_client(variant: str, mode: str, kubeconfig: str, count: int,
+                  budget: float | None = None) -> subprocess.Popen[str]:
+    command = [sys.executable, str(CLIENTS), variant, mode, "--kubeconfig", kubeconfig,
+               "--count", str(count)]
+    if budget is not None:
+        command += ["--budget", str(budget)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish_client(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """Wait for a client's JSON line; ``{"error": ...}`` results are returned, not raised."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # our own child, by its handle
+        out, err = proc.communicate()
+        raise BenchError(f"client {proc.args[2:4]} took over {timeout:.0f} s: "
+                         f"{err.strip()[-500:]}") from None
+    lines = out.strip().splitlines()
+    if not lines:
+        raise BenchError(f"client {proc.args[2:4]} exited with status {proc.returncode} "
+                         f"and no result: {err.strip()[-1000:]}")
+    result: dict[str, Any] = orjson.loads(lines[-1])
+    return result
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """End a client that is still running (after a failure); our own child, by its handle."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+# -------------------------------------------------------------------------- throughput
+
+
+def _throughput_once(sim: SimProcess, variant: str, events: int) -> dict[str, Any]:
+    sim.command("reset")
+    sim.command("hold")
+    proc = _start_client(variant, "throughput", sim.kubeconfig, events, THROUGHPUT_BUDGET)
+    try:
+        # Poll the simulator's condition in short waits, so a client that fails
+        # before it watches (faro not importable) is noticed at once.
+        deadline = time.monotonic() + HELD_TIMEOUT
+        while not sim.command("wait-held 1 0.2")["ok"]:
+            if proc.poll() is not None:
+                return _finish_client(proc, 10)
+            if time.monotonic() > deadline:
+                raise BenchError(f"{variant}: no watch was parked within {HELD_TIMEOUT:.0f} s")
+        sim.command(f"burst {events}")
+        sim.command("release")
+        result = _finish_client(proc, 120 + THROUGHPUT_BUDGET)
+    finally:
+        _kill(proc)
+    if "error" not in result and not result["capped"] and result["events"] < events:
+        raise BenchError(f"{variant}: {result['events']} of {events} events")
+    return result
+
+
+def run_throughput(events: int = 50_000, repeat: int = 3) -> list[dict[str, Any]]:
+    """Events/s of every variant for a burst of ``events`` ConfigMaps (best of ``repeat``)."""
+    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in THROUGHPUT_VARIANTS}
+    with SimProcess(history_size=events + 1000) as sim:
+        for _ in range(repeat):
+            for variant in THROUGHPUT_VARIANTS:
+                samples[variant].append(_throughput_once(sim, variant, events))
+    best: dict[str, dict[str, Any] | None] = {}
+    for variant, runs in samples.items():
+        good = [r for r in runs if "error" not in r]
+        best[variant] = max(good, key=_rate) if good else None
+    baseline = best["reader"]
+    if baseline is None:
+        raise BenchError(f"reader failed: {samples['reader'][0].get('error')}")
+    base_rate = _rate(baseline)
+    rows = []
+    for variant in THROUGHPUT_VARIANTS[1:]:
+        result = best[variant]
+        row: dict[str, Any] = {
+            "benchmark": "informer_throughput",
+            "variant": f"{variant} ({events} x ~1 KB ConfigMaps)",
+            "unit": "events/s",
+            "baseline": "reader: urllib3 + orjson",
+            "baseline_value": round(base_rate),
+            "target": f">= {THROUGHPUT_TARGET}x reader" if variant == "faro" else "(reference)",
+            "samples": [round(_rate(r)) if "error" not in r else None
+                        for r in samples[variant]],
+            "baseline_samples": [round(_rate(r)) for r in samples["reader"]],
+        }
+        if result is None:
+            row.update(value=None, ratio=None, met=False if variant == "faro" else None,
+                       error=samples[variant][0]["error"])
+            row["variant"] += f" unavailable: {samples[variant][0]['error']}"
+        else:
+            rate = _rate(result)
+            ratio = rate / base_rate
+            row.update(value=round(rate), ratio=round(ratio, 3),
+                       met=ratio >= THROUGHPUT_TARGET if variant == "faro" else None)
+            if result["capped"]:
+                row["variant"] += (f" [capped: first {THROUGHPUT_BUDGET:g} s, "
+                                   f"{result['events']} events]")
+        rows.append(row)
+    return rows
+
+
+def _rate(result: dict[str, Any]) -> float:
+    return float(result["events"]) / float(result["seconds"])
+
+
+# ------------------------------------------------------------------- memory and sync
+
+
+@functools.cache
+def _cache_runs(objects: int, repeat: int) -> dict[str, list[dict[str, Any]]]:
+    """Sync-mode client runs of every cache variant (made once for both benchmarks)."""
+    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in CACHE_VARIANTS}
+    with SimProcess(history_size=objects + 1000) as sim:
+        sim.command("reset")
+        sim.command(f"load {objects}")
+        for _ in range(repeat):
+            for variant in CACHE_VARIANTS:
+                proc = _start_client(variant, "sync", sim.kubeconfig, objects)
+                try:
+                    result = _finish_client(proc, 600)
+                finally:
+                    _kill(proc)
+                if "error" not in result and result["objects"] != objects:
+                    raise BenchError(f"{variant}: cache holds {result['objects']} of "
+                                     f"{objects} objects")
+                samples[variant].append(result)
+    return samples
+
+
+def _per_object(result: dict[str, Any], objects: int) -> float:
+    return (float(result["rss_after"]) - float(result["rss_before"])) / objects
+
+
+def _cache_rows(objects: int, repeat: int, benchmark: str) -> list[dict[str, Any]]:
+    samples = _cache_runs(objects, repeat)
+    if benchmark == "informer_memory":
+        def measure(r: dict[str, Any]) -> float:
+            return _per_object(r, objects)
+        unit, target, digits = "bytes/object", MEMORY_TARGET, 0
+        what = "RSS growth per cached object"
+    else:
+        def measure(r: dict[str, Any]) -> float:
+            return float(r["sync_seconds"])
+        unit, target, digits = "s", SYNC_TARGET, 3
+        what = "start() to a full cache"
+    def rounded(value: float) -> float:
+        return round(value, digits) if digits else round(value)
+
+    official = [measure(r) for r in samples["official-informer"] if "error" not in r]
+    if not official:
+        raise BenchError(f"official-informer failed: {samples['official-informer'][0]}")
+    base = min(official)
+    faro_runs = [r for r in samples["faro"] if "error" not in r]
+    row: dict[str, Any] = {
+        "benchmark": benchmark,
+        "variant": f"faro ({objects} x ~1 KB ConfigMaps, {what})",
+        "unit": unit,
+        "baseline": "official kubernetes.informer.SharedInformer",
+        "baseline_value": rounded(base),
+        "target": f"<= {target}x official",
+        "baseline_samples": [rounded(v) for v in official],
+    }
+    if faro_runs:
+        values = [measure(r) for r in faro_runs]
+        value = min(values)
+        row.update(value=rounded(value), ratio=round(value / base, 3),
+                   met=value / base <= target, samples=[rounded(v) for v in values])
+    else:
+        error = samples["faro"][0]["error"]
+        row.update(value=None, ratio=None, met=False, error=error)
+        row["variant"] += f" unavailable: {error}"
+    if benchmark == "informer_memory":
+        row["runs"] = samples  # every run's rss_before, rss_after and sync_seconds
+    return [row]
+
+
+def run_memory(objects: int = 100_000, repeat: int = 3) -> list[dict[str, Any]]:
+    """RSS per cached object, faro vs the official informer (best of ``repeat``)."""
+    return _cache_rows(objects, repeat, "informer_memory")
+
+
+def run_sync(objects: int = 100_000, repeat: int = 3) -> list[dict[str, Any]]:
+    """Initial sync time, faro vs the official informer (best of ``repeat``)."""
+    return _cache_rows(objects, repeat, "informer_sync")

@@ -1,0 +1,312 @@
+"""The measured clients of the informer benchmarks, one per process (clean RSS).
+
+Usage: python benchmarks/clients.py VARIANT MODE --kubeconfig PATH --count N
+       [--namespace bench] [--budget SECONDS]
+
+VARIANT is ``reader``, ``reader-cache``, ``plain-urllib3``, ``faro``,
+``official-informer`` or ``official-watch``;
+MODE is
+
+- ``throughput``: LIST the (empty) namespace, WATCH from the listed
+  resourceVersion and count the events of the burst the harness makes while
+  the simulator holds that watch. Prints ``{"events": N, "seconds": S, ...}``,
+  S from the first event to the last, both measured here. Counting stops at
+  ``--count`` events, or at the first check (every 1,024 events) more than
+  ``--budget`` seconds after the first event (``"capped": true``).
+- ``sync``: start an informer on a namespace holding ``--count`` objects and
+  wait until its cache holds them all. Prints ``{"sync_seconds": S,
+  "rss_before": B, "rss_after": B, "objects": N}``: RSS (VmRSS) after the
+  imports and the client's construction, and after the sync and ``gc.collect()``.
+
+Every variant counts in a callback (or loop body) that does nothing else.
+A variant that cannot run (faro not importable yet) prints ``{"error": ...}``
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+_CHECK_EVERY = 1023  # mask: look at the clock every 1,024 events
+
+
+class Counter:
+    """Counts events until ``expected`` (or the time budget), then sets ``done``."""
+
+    def __init__(self, expected: int, budget: float | None) -> None:
+        self.expected = expected
+        self.budget = budget if budget is not None else float("inf")
+        self.count = 0
+        self.events = 0  # the count when counting stopped
+        self.first = 0.0
+        self.last = 0.0
+        self.capped = False
+        self.finished = False
+        self.done = threading.Event()
+
+    def hit(self, *_: Any) -> None:
+        if self.finished:
+            return
+        self.count += 1
+        count = self.count
+        if count == 1:
+            self.first = time.perf_counter()
+        if count >= self.expected:
+            self._finish(time.perf_counter(), capped=False)
+        elif not count & _CHECK_EVERY:
+            now = time.perf_counter()
+            if now - self.first > self.budget:
+                self._finish(now, capped=True)
+
+    def _finish(self, now: float, *, capped: bool) -> None:
+        self.last = now
+        self.events = self.count
+        self.capped = capped
+        self.finished = True
+        self.done.set()
+
+    def result(self) -> dict[str, Any]:
+        return {"events": self.events, "seconds": self.last - self.first,
+                "capped": self.capped}
+
+
+def rss() -> int:
+    """This process's resident set size in bytes (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def api_client(kubeconfig: str) -> Any:
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=kubeconfig)
+
+
+def server_and_token(kubeconfig: str) -> tuple[str, str]:
+    import yaml
+
+    data = yaml.safe_load(Path(kubeconfig).read_text())
+    return data["clusters"][0]["cluster"]["server"], data["users"][0]["user"]["token"]
+
+
+def wait(counter: Counter, timeout: float) -> None:
+    if not counter.done.wait(timeout):
+        raise SystemExit(f"clients: {counter.count} of {counter.expected} events "
+                         f"within {timeout:.0f} s")
+
+
+# ------------------------------------------------------------------------- throughput
+
+
+def throughput_reader(args: argparse.Namespace) -> dict[str, Any]:
+    """urllib3 + orjson, chunked decoding of our own (reader.py): LIST, then WATCH from its RV."""
+    import urllib3
+    from reader import list_resource_version, open_watch, read_chunked
+
+    server, token = server_and_token(args.kubeconfig)
+    http = urllib3.PoolManager()
+    url = f"{server}/api/v1/namespaces/{args.namespace}/configmaps"
+    _, rv = list_resource_version(http, url, token)
+    response = open_watch(http, f"{url}?watch=true&resourceVersion={rv}", token)
+    events, _, first, last = read_chunked(response, args.count, args.budget)
+    return {"events": events, "seconds": last - first,
+            "capped": events < args.count}
+
+
+def throughput_reader_cache(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader, also keeping every decoded object in a dict by namespace/name.
+
+    The least work any cache of decoded objects does: the difference to
+    ``reader`` is the cost of keeping the objects (allocation, garbage collector).
+    """
+    import urllib3
+    from reader import list_resource_version, open_watch, read_chunked
+
+    server, token = server_and_token(args.kubeconfig)
+    http = urllib3.PoolManager()
+    url = f"{server}/api/v1/namespaces/{args.namespace}/configmaps"
+    _, rv = list_resource_version(http, url, token)
+    response = open_watch(http, f"{url}?watch=true&resourceVersion={rv}", token)
+    cache: dict[str, Any] = {}
+
+    def keep(event: dict[str, Any]) -> None:
+        metadata = event["object"]["metadata"]
+        cache[f"{metadata['namespace']}/{metadata['name']}"] = event["object"]
+
+    events, _, first, last = read_chunked(response, args.count, args.budget, keep)
+    return {"events": events, "seconds": last - first,
+            "capped": events < args.count}
+
+
+def throughput_plain_reader(args: argparse.Namespace) -> dict[str, Any]:
+    """urllib3's own streaming (``response.stream()``), line splitting, orjson."""
+    import urllib3
+    from reader import list_resource_version, open_watch
+
+    server, token = server_and_token(args.kubeconfig)
+    http = urllib3.PoolManager()
+    url = f"{server}/api/v1/namespaces/{args.namespace}/configmaps"
+    _, rv = list_resource_version(http, url, token)
+    response = open_watch(http, f"{url}?watch=true&resourceVersion={rv}", token)
+    counter = Counter(args.count, args.budget)
+    loads = orjson.loads
+    partial = b""
+    for data in response.stream(1 << 20):
+        if partial:
+            data = partial + data
+        lines = data.split(b"\n")
+        partial = lines.pop()
+        for line in lines:
+            if line:
+                counter.hit(loads(line))
+        if counter.finished:
+            break
+    return counter.result()
+
+
+def throughput_faro(args: argparse.Namespace) -> dict[str, Any]:
+    """faro's SharedInformer; on_add counts."""
+    from faro.cache import SharedInformer
+
+    counter = Counter(args.count, args.budget)
+    informer = SharedInformer(api_client(args.kubeconfig), "v1/configmaps",
+                              namespace=args.namespace)
+    informer.add_event_handler(on_add=counter.hit)
+    informer.start()
+    wait(counter, args.timeout)
+    return counter.result()
+
+
+def throughput_official_informer(args: argparse.Namespace) -> dict[str, Any]:
+    """kubernetes.informer.SharedInformer (typed objects); an ADDED handler counts."""
+    from kubernetes import client
+    from kubernetes.informer import ADDED, SharedInformer
+
+    counter = Counter(args.count, args.budget)
+    v1 = client.CoreV1Api(api_client(args.kubeconfig))
+    informer = SharedInformer(list_func=v1.list_namespaced_config_map,
+                              namespace=args.namespace)
+    informer.add_event_handler(ADDED, counter.hit)
+    informer.start()
+    wait(counter, args.timeout)
+    return counter.result()
+
+
+def throughput_official_watch(args: argparse.Namespace) -> dict[str, Any]:
+    """kubernetes.watch.Watch().stream (typed objects) from the listed resourceVersion."""
+    from kubernetes import client, watch
+
+    counter = Counter(args.count, args.budget)
+    v1 = client.CoreV1Api(api_client(args.kubeconfig))
+    rv = v1.list_namespaced_config_map(args.namespace).metadata.resource_version
+    hit = counter.hit
+    for event in watch.Watch().stream(v1.list_namespaced_config_map, args.namespace,
+                                      resource_version=rv):
+        hit(event)
+        if counter.finished:
+            break
+    return counter.result()
+
+
+# ------------------------------------------------------------------------------- sync
+
+
+def sync_faro(args: argparse.Namespace) -> dict[str, Any]:
+    """faro's SharedInformer: start() to wait_for_sync()."""
+    from faro.cache import SharedInformer
+
+    informer = SharedInformer(api_client(args.kubeconfig), "v1/configmaps",
+                              namespace=args.namespace)
+    informer.add_event_handler(on_add=lambda obj, is_initial: None)
+    gc.collect()
+    before = rss()
+    started = time.perf_counter()
+    informer.start()
+    if not informer.wait_for_sync(timeout=args.timeout):
+        raise SystemExit(f"clients: faro not synced within {args.timeout:.0f} s")
+    seconds = time.perf_counter() - started
+    gc.collect()
+    return {"sync_seconds": seconds, "rss_before": before, "rss_after": rss(),
+            "objects": len(informer.store)}
+
+
+def sync_official_informer(args: argparse.Namespace) -> dict[str, Any]:
+    """kubernetes.informer.SharedInformer: start() to the ADDED handler's Nth call.
+
+    It has no has_synced(): its initial LIST fills the cache (one replace) and
+    then fires ADDED for every item, so the Nth ADDED marks a full cache.
+    """
+    from kubernetes import client
+    from kubernetes.informer import ADDED, SharedInformer
+
+    counter = Counter(args.count, None)
+    v1 = client.CoreV1Api(api_client(args.kubeconfig))
+    informer = SharedInformer(list_func=v1.list_namespaced_config_map,
+                              namespace=args.namespace)
+    informer.add_event_handler(ADDED, counter.hit)
+    gc.collect()
+    before = rss()
+    started = time.perf_counter()
+    informer.start()
+    wait(counter, args.timeout)
+    seconds = counter.last - started
+    gc.collect()
+    return {"sync_seconds": seconds, "rss_before": before, "rss_after": rss(),
+            "objects": len(informer.cache.list_keys())}
+
+
+VARIANTS: dict[tuple[str, str], Callable[[argparse.Namespace], dict[str, Any]]] = {
+    ("reader", "throughput"): throughput_reader,
+    ("reader-cache", "throughput"): throughput_reader_cache,
+    ("plain-urllib3", "throughput"): throughput_plain_reader,
+    ("faro", "throughput"): throughput_faro,
+    ("official-informer", "throughput"): throughput_official_informer,
+    ("official-watch", "throughput"): throughput_official_watch,
+    ("faro", "sync"): sync_faro,
+    ("official-informer", "sync"): sync_official_informer,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", choices=sorted({v for v, _ in VARIANTS}))
+    parser.add_argument("mode", choices=("throughput", "sync"))
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--namespace", default="bench")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="throughput: stop counting this many seconds after the first event")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="give up after this many seconds")
+    args = parser.parse_args()
+    run = VARIANTS.get((args.variant, args.mode))
+    if run is None:
+        parser.error(f"no {args.mode} client for {args.variant}")
+    try:
+        result = run(args)
+    except ImportError as error:
+        sys.stdout.write(orjson.dumps({"error": f"ImportError: {error}"}).decode() + "\n")
+        sys.stdout.flush()
+        return 2
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+    # Informer threads may sit in a blocking read: leave without joining them.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
