@@ -112,16 +112,23 @@ def wait(counter: Counter, timeout: float) -> None:
 # ------------------------------------------------------------------------- throughput
 
 
-def throughput_reader(args: argparse.Namespace) -> dict[str, Any]:
-    """urllib3 + orjson, chunked decoding of our own (reader.py): LIST, then WATCH from its RV."""
+def _reader_watch(args: argparse.Namespace) -> Any:
+    """urllib3: LIST the namespace (paged), then open a WATCH from the listed resourceVersion."""
     import urllib3
-    from reader import list_resource_version, open_watch, read_chunked
+    from reader import list_resource_version, open_watch
 
     server, token = server_and_token(args.kubeconfig)
     http = urllib3.PoolManager()
     url = f"{server}/api/v1/namespaces/{args.namespace}/configmaps"
     _, rv = list_resource_version(http, url, token)
-    response = open_watch(http, f"{url}?watch=true&resourceVersion={rv}", token)
+    return open_watch(http, f"{url}?watch=true&resourceVersion={rv}", token)
+
+
+def throughput_reader(args: argparse.Namespace) -> dict[str, Any]:
+    """urllib3 + orjson, chunked decoding of our own (reader.py): LIST, then WATCH from its RV."""
+    from reader import read_chunked
+
+    response = _reader_watch(args)
     events, _, first, last = read_chunked(response, args.count, args.budget)
     return {"events": events, "seconds": last - first,
             "capped": events < args.count}
@@ -133,14 +140,9 @@ def throughput_reader_cache(args: argparse.Namespace) -> dict[str, Any]:
     The least work any cache of decoded objects does: the difference to
     ``reader`` is the cost of keeping the objects (allocation, garbage collector).
     """
-    import urllib3
-    from reader import list_resource_version, open_watch, read_chunked
+    from reader import read_chunked
 
-    server, token = server_and_token(args.kubeconfig)
-    http = urllib3.PoolManager()
-    url = f"{server}/api/v1/namespaces/{args.namespace}/configmaps"
-    _, rv = list_resource_version(http, url, token)
-    response = open_watch(http, f"{url}?watch=true&resourceVersion={rv}", token)
+    response = _reader_watch(args)
     cache: dict[str, Any] = {}
 
     def keep(event: dict[str, Any]) -> None:
@@ -154,14 +156,7 @@ def throughput_reader_cache(args: argparse.Namespace) -> dict[str, Any]:
 
 def throughput_plain_reader(args: argparse.Namespace) -> dict[str, Any]:
     """urllib3's own streaming (``response.stream()``), line splitting, orjson."""
-    import urllib3
-    from reader import list_resource_version, open_watch
-
-    server, token = server_and_token(args.kubeconfig)
-    http = urllib3.PoolManager()
-    url = f"{server}/api/v1/namespaces/{args.namespace}/configmaps"
-    _, rv = list_resource_version(http, url, token)
-    response = open_watch(http, f"{url}?watch=true&resourceVersion={rv}", token)
+    response = _reader_watch(args)
     counter = Counter(args.count, args.budget)
     loads = orjson.loads
     partial = b""
