@@ -53,30 +53,22 @@ class LineStream:
 
     def __iter__(self) -> Iterator[list[bytes]]:
         if self._raw is not None:
-            return self._chunked_lines(self._raw)
-        return self._plain_lines()
+            return _lines(self._chunked_blocks(self._raw))
+        return _lines(self._plain_blocks())
 
-    def _plain_lines(self) -> Iterator[list[bytes]]:
-        partial = b""
+    def _plain_blocks(self) -> Iterator[bytes]:
         read1 = self._response.read1
         while True:
             data = read1(_READ_SIZE)
             if not data:
-                if partial.strip():
-                    yield [partial]
                 self.clean_end = True
                 return
             self.bytes_read += len(data)
-            if partial:
-                data = partial + data
-            lines = data.split(b"\n")
-            partial = lines.pop()
-            if lines:
-                yield lines
+            yield data
 
-    def _chunked_lines(self, raw: Any) -> Iterator[list[bytes]]:
+    def _chunked_blocks(self, raw: Any) -> Iterator[bytes]:
+        """The payload bytes of each large read, chunk framing removed."""
         buffer = b""  # undecoded chunked-encoding bytes
-        partial = b""  # the start of a line whose end has not arrived
         read1 = raw.read1
         while True:
             data = read1(_READ_SIZE)
@@ -86,18 +78,24 @@ class LineStream:
             buffer = buffer + data if buffer else data
             payloads, buffer, finished = _dechunk(buffer)
             if payloads:
-                if partial:
-                    payloads[0] = partial + payloads[0]
-                joined = payloads[0] if len(payloads) == 1 else b"".join(payloads)
-                lines = joined.split(b"\n")
-                partial = lines.pop()
-                if lines:
-                    yield lines
+                yield payloads[0] if len(payloads) == 1 else b"".join(payloads)
             if finished:
-                if partial.strip():
-                    yield [partial]
                 self.clean_end = True
                 return
+
+
+def _lines(blocks: Iterator[bytes]) -> Iterator[list[bytes]]:
+    """Complete lines of a byte stream, a batch per block; a last unterminated line too."""
+    partial = b""  # the start of a line whose end has not arrived
+    for data in blocks:
+        if partial:
+            data = partial + data
+        lines = data.split(b"\n")
+        partial = lines.pop()
+        if lines:
+            yield lines
+    if partial.strip():
+        yield [partial]
 
 
 def _dechunk(buffer: bytes) -> tuple[list[bytes], bytes, bool]:

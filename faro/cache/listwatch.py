@@ -49,13 +49,12 @@ class ListWatch:
 
     def __init__(self, api_client: ApiClient, resource: GroupVersionResource, *,
                  namespace: str | None = None, label_selector: str | None = None,
-                 field_selector: str | None = None,
-                 track: Callable[[Any], None] | None = None) -> None:
-        """``track`` is called with each response as soon as its headers arrived, and
-        with None once a LIST body was read: the caller can shut the connection down
-        from another thread (:func:`faro.cache._stream.abort_response`) to interrupt the read."""
+                 field_selector: str | None = None) -> None:
         self.api_client = api_client
-        self._track = track
+        self.track: Callable[[Any], None] | None = None
+        """Called with each response as soon as its headers arrived, and with None once
+        a LIST body was read, so its owner can shut the connection down from another
+        thread (:func:`faro.cache._stream.abort_response`) to interrupt the read."""
         self.resource = resource
         self.namespace = namespace or None
         self.label_selector = label_selector or None
@@ -88,8 +87,8 @@ class ListWatch:
         try:
             body = response.data
         finally:
-            if self._track is not None:
-                self._track(None)
+            if self.track is not None:
+                self.track(None)
             response.release_conn()
         if response.status != 200:
             raise self._error(response, body)
@@ -149,8 +148,8 @@ class ListWatch:
         response = self.api_client.rest_client.pool_manager.request(
             method, url, headers=headers, preload_content=False, retries=False,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
-        if self._track is not None:
-            self._track(response)
+        if self.track is not None:
+            self.track(response)
         return response
 
     def _error(self, response: Any, body: bytes) -> ApiStatusError:

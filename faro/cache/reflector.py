@@ -95,7 +95,7 @@ class Reflector:
             raise ValueError(f"watch_timeout must be (low, high) with 1 <= low <= high, "
                              f"got {watch_timeout}")
         self._lw = listwatch
-        self._lw._track = self._track
+        self._lw.track = self._track
         self._store = store
         self._sink = sink
         self._lock = lock
@@ -352,8 +352,7 @@ class Reflector:
             sink.delete(old, True)
 
     def _malformed_item(self, item: Any) -> None:
-        with self._counter_lock:
-            self._malformed += 1
+        self._count_malformed()
         logger.error("informer %s: skipped a list item that is not a Kubernetes object: %.200r",
                      self.name, item)
 
