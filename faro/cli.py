@@ -11,10 +11,11 @@ installed here, never by the library.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
 
 from faro import __version__
@@ -60,6 +61,26 @@ def _have_cryptography() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _signals_to_main_thread() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in the threads started inside (and their threads).
+
+    The kernel may deliver a process signal to any thread that does not block
+    it; Python runs the handler only in the main thread, and a main thread
+    blocked waiting on a lock is not woken when another thread took the signal.
+    So the server's threads must not take them.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows: signals go to the main thread
+        yield
+        return
+    stops = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _run_sim(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from faro.testing import SimulatedCluster
 
@@ -89,7 +110,8 @@ def _run_sim(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         bookmark_interval=args.bookmark_interval,
     )
     try:
-        cluster.start()
+        with _signals_to_main_thread():
+            cluster.start()
     except OSError as error:
         if error.filename is not None:
             print(f"faro sim: error: cannot write the kubeconfig to {args.kubeconfig_out}: "

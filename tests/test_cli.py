@@ -227,3 +227,33 @@ def test_sim_without_cryptography_says_how_to_get_https_or_use_http(tmp_path: Pa
     assert done.stderr == ("faro sim: error: serving HTTPS needs the 'cryptography' package: "
                            "pip install 'faro[sim]', or use --http\n")
     assert not (tmp_path / "kc").exists()
+
+
+def _blocked_signals(pid: int, tid: int) -> set[int]:
+    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+    mask = int(next(line for line in status.splitlines() if line.startswith("SigBlk:"))
+               .split()[1], 16)
+    return {signum for signum in range(1, 65) if mask >> (signum - 1) & 1}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_sim_signals_reach_only_the_main_thread(tmp_path: Path, sim_process: list[Sim]) -> None:
+    """A process signal goes to any thread that does not block it, and Python would then
+    not wake a main thread waiting on a lock: Ctrl-C could leave `faro sim` running. Every
+    server thread (connection threads too) blocks SIGINT and SIGTERM; the main thread not."""
+    sim = Sim(tmp_path, "--http")
+    sim_process.append(sim)
+    pid = sim.output.process.pid
+    with socket.create_connection(("127.0.0.1", int(sim.url.rsplit(":", 1)[1]))) as conn:
+        conn.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 200")  # a connection thread is alive
+        tasks = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+        assert len(tasks) >= 3  # main, server loop, this connection
+        stops = {signal.SIGINT.value, signal.SIGTERM.value}
+        for tid in tasks:
+            blocked = _blocked_signals(pid, tid)
+            if tid == pid:
+                assert not stops & blocked
+            else:
+                assert stops <= blocked, f"thread {tid} can take SIGINT/SIGTERM"
+    assert sim.stop()[0] == 0
