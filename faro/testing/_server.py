@@ -282,8 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._body()
                 raise failure
             if path not in _ANONYMOUS:
-                auth = self.headers.get("Authorization") or ""
-                if auth != f"Bearer {self.server.token()}":
+                # The scheme is case-insensitive (RFC 7235), as kube-apiserver reads it.
+                scheme, _, credentials = (self.headers.get("Authorization") or "").partition(" ")
+                if scheme.lower() != "bearer" or credentials != self.server.token():
                     self._body()
                     raise ApiError(401, "Unauthorized")
             self._route(method, path, params)

@@ -243,14 +243,14 @@ class SimulatedCluster:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
         if rt.namespaced and not ns:
             ns = "default"
-        return self._store.create(rt, ns if rt.namespaced else None, obj,
-                                  manager="faro-sim").obj
+        return _copy(self._store.create(rt, ns if rt.namespaced else None, obj,
+                                  manager="faro-sim").obj)
 
     def get(self, api_version: str, kind: str, name: str,
             namespace: str | None = None) -> dict[str, Any]:
         """Read one object; raises ApiError (404) if absent."""
         rt = self._store.resource_for(api_version, kind)
-        return self._store.get(rt, namespace if rt.namespaced else None, name).obj
+        return _copy(self._store.get(rt, namespace if rt.namespaced else None, name).obj)
 
     def list_objects(self, api_version: str, kind: str,
                      namespace: str | None = None) -> list[dict[str, Any]]:
@@ -265,13 +265,13 @@ class SimulatedCluster:
     def update(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an object as ``PUT`` does (409 if its resourceVersion is stale)."""
         rt, namespace, name = self._locate(obj)
-        return self._store.update(rt, namespace, name, obj, manager="faro-sim").obj
+        return _copy(self._store.update(rt, namespace, name, obj, manager="faro-sim").obj)
 
     def update_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an object's status as ``PUT .../status`` does."""
         rt, namespace, name = self._locate(obj)
-        return self._store.update(rt, namespace, name, obj, manager="faro-sim",
-                                  subresource="status").obj
+        return _copy(self._store.update(rt, namespace, name, obj, manager="faro-sim",
+                                  subresource="status").obj)
 
     def patch(self, api_version: str, kind: str, name: str, patch: Any, *,
               namespace: str | None = None, patch_type: str = "merge") -> dict[str, Any]:
@@ -279,14 +279,14 @@ class SimulatedCluster:
         if patch_type not in ("merge", "json", "strategic"):
             raise ValueError(f"unknown patch type {patch_type!r}")
         rt = self._store.resource_for(api_version, kind)
-        return self._store.patch(rt, namespace if rt.namespaced else None, name, patch_type,
-                                 orjson.dumps(patch), manager="faro-sim").obj
+        return _copy(self._store.patch(rt, namespace if rt.namespaced else None, name, patch_type,
+                                 orjson.dumps(patch), manager="faro-sim").obj)
 
     def delete(self, api_version: str, kind: str, name: str,
                namespace: str | None = None) -> dict[str, Any]:
         """Delete an object; returns its last state (still present if it has finalizers)."""
         rt = self._store.resource_for(api_version, kind)
-        return self._store.delete(rt, namespace if rt.namespaced else None, name)[0].obj
+        return _copy(self._store.delete(rt, namespace if rt.namespaced else None, name)[0].obj)
 
     def apply(self, manifest: str | os.PathLike[str] | Mapping[str, Any]
               | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -306,7 +306,7 @@ class SimulatedCluster:
             entry: Entry = self._store.patch(
                 rt, namespace if rt.namespaced else None, name, "apply", orjson.dumps(obj),
                 manager="faro-sim")
-            results.append(entry.obj)
+            results.append(_copy(entry.obj))
         return results
 
     # --------------------------------------------------------------- faults
@@ -469,6 +469,12 @@ class _Releaser(AbstractContextManager[None]):
         tb: TracebackType | None,
     ) -> None:
         self._release()
+
+
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A private copy of a stored object: callers may change it without touching the store."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return copied
 
 
 def _api_version(obj: Mapping[str, Any]) -> str:

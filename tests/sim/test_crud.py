@@ -559,6 +559,21 @@ def test_requests_without_a_valid_token_are_401(cluster: SimulatedCluster) -> No
     assert cluster.list_objects("v1", "ConfigMap") == []
 
 
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_authorization_scheme_is_case_insensitive(cluster: SimulatedCluster,
+                                                      scheme: str) -> None:
+    client = RawClient(cluster.url, None)
+    try:
+        good = {"Authorization": f"{scheme} {cluster.token}"}
+        assert client.request("GET", CM, headers=good).status == 200
+        assert_status(client.request("GET", CM, headers={"Authorization": f"{scheme}  x"}),
+                      401, "Unauthorized")
+        assert_status(client.request("GET", CM, headers={"Authorization": cluster.token}),
+                      401, "Unauthorized")
+    finally:
+        client.close()
+
+
 def test_version_and_health_need_no_token(cluster: SimulatedCluster) -> None:
     client = RawClient(cluster.url, None)
     try:
@@ -590,3 +605,14 @@ def test_services_get_a_cluster_ip_unless_headless_or_external_name(api: RawClie
     alias = create("alias", {"type": "ExternalName", "externalName": "db.example.com"})
     assert "clusterIP" not in alias and "clusterIPs" not in alias
     assert alias["externalName"] == "db.example.com"
+
+
+def test_helpers_return_copies_so_changing_one_needs_an_update(cluster: SimulatedCluster) -> None:
+    created = cluster.create(configmap("copy", data={"v": "1"}))
+    created["data"]["v"] = "changed in place"
+    fetched = cluster.get("v1", "ConfigMap", "copy", namespace="default")
+    assert fetched["data"] == {"v": "1"}
+    fetched["data"]["v"] = "2"
+    updated = cluster.update(fetched)
+    assert int(updated["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    assert cluster.get("v1", "ConfigMap", "copy", namespace="default")["data"] == {"v": "2"}
