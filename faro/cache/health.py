@@ -31,6 +31,8 @@ class InformerHealth:
     transform_errors: int
     watch_restarts: dict[str, int] = field(default_factory=dict)
     relists: dict[str, int] = field(default_factory=dict)
+    failing_since: float | None = None
+    """When the current run of failures began (None while the last attempt succeeded)."""
 
     @property
     def healthy(self) -> bool:

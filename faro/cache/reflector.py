@@ -123,6 +123,7 @@ class Reflector:
         self._consecutive_failures = 0
         self._last_error: str | None = None
         self._last_error_time: float | None = None
+        self._failing_since: float | None = None
         self._last_event_time: float | None = None
         self._events = 0
         self._malformed = 0
@@ -159,7 +160,7 @@ class Reflector:
                 events=self._events, malformed_lines=self._malformed,
                 handler_errors=0, transform_errors=self._transform_errors,
                 watch_restarts=dict(self._watch_restarts),
-                relists=dict(self._relists))
+                relists=dict(self._relists), failing_since=self._failing_since)
 
     def run(self) -> None:
         """List and watch until :meth:`stop`; never raises."""
@@ -223,6 +224,8 @@ class Reflector:
             self._consecutive_failures += 1
             self._last_error = _describe(error)
             self._last_error_time = time.time()
+            if self._failing_since is None:
+                self._failing_since = self._last_error_time
             failures = self._consecutive_failures
         if isinstance(error, _MalformedEvent):
             logger.warning("informer %s: %s; watching again from resourceVersion %s in %.2fs",
@@ -244,6 +247,7 @@ class Reflector:
         if self._consecutive_failures:
             with self._counter_lock:
                 self._consecutive_failures = 0
+                self._failing_since = None
 
     def _count(self, counter: dict[str, int], reason: str) -> None:
         with self._counter_lock:

@@ -31,16 +31,19 @@ class RateLimitingQueue(DelayingQueue[T]):
             rate_limiter if rate_limiter is not None else default_controller_rate_limiter()
         )
 
-    def add_rate_limited(self, item: T) -> None:
+    def add_rate_limited(self, item: T) -> float:
         """Add ``item`` after ``rate_limiter.when(item)`` seconds; ignored after shutdown.
 
-        Counts as a retry for the limiter and for metrics.
+        Counts as a retry for the limiter and for metrics. Returns the delay in
+        seconds (0.0 when ignored).
         """
         if self.is_shutting_down():
-            return
+            return 0.0
         if self._metrics is not None:
             self._metrics.retry()
-        self.add_after(item, self.rate_limiter.when(item))
+        delay = self.rate_limiter.when(item)
+        self.add_after(item, delay)
+        return delay
 
     def forget(self, item: T) -> None:
         """Tell the limiter ``item`` succeeded: its retries are no longer tracked.

@@ -34,14 +34,14 @@ def rq(clock: FakeClock) -> Iterator[RateLimitingQueue[str]]:
 def test_add_rate_limited_waits_for_the_limiters_delay(
     rq: RateLimitingQueue[str], clock: FakeClock
 ) -> None:
-    rq.add_rate_limited("a")  # first failure: 1 s
+    assert rq.add_rate_limited("a") == 1.0  # first failure: 1 s
     assert clock.wait_for_waiters(1)
     clock.set(0.5)
     assert clock.wait_for_waiters(1)
     assert len(rq) == 0
     clock.set(1.0)
     assert BackgroundCall(rq.get).outcome() == "a"
-    rq.add_rate_limited("a")  # second failure: 2 s, while "a" is still processing
+    assert rq.add_rate_limited("a") == 2.0  # second failure, while "a" is still processing
     rq.done("a")
     assert clock.wait_for_waiters(1)
     clock.set(2.5)
@@ -72,7 +72,7 @@ def test_forget_does_not_remove_the_item_from_the_queue(rq: RateLimitingQueue[st
 
 def test_add_rate_limited_after_shut_down_is_ignored(rq: RateLimitingQueue[str]) -> None:
     rq.shut_down()
-    rq.add_rate_limited("a")
+    assert rq.add_rate_limited("a") == 0.0
     assert rq.num_requeues("a") == 0
     with pytest.raises(ShutDown):
         rq.get()

@@ -1,0 +1,297 @@
+"""Event delivery: per-object ordered buffers, a deduplicating queue, and a worker pool.
+
+Informer threads :meth:`Delivery.push` events. Each event goes to the end of
+its object's buffer (the object is ``(gvr, namespace/name)``), and the object
+is added to a rate-limited work queue, which holds an object at most once and
+never hands it to two workers at a time. A worker takes an object and works
+through its buffer from the front: the middlewares once, then every handler
+that has not yet handled that event. When a handler raises, the event stays at
+the front (so later events of that object wait) and the object comes back
+after the queue's rate-limiter delay, to retry only the handlers that failed;
+after ``max_retries`` retries a handler gives the event up (logged at ERROR,
+counted) and the object moves on.
+
+Nothing here is public; :class:`faro.controller.Controller` owns one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from faro.clock import Clock, RealClock
+from faro.events import MatchedEvent
+from faro.metrics import ControllerMetrics
+from faro.workqueue import RateLimiter, RateLimitingQueue, ShutDown
+
+logger = logging.getLogger("faro.controller")
+
+ObjectKey = tuple[str, str]
+"""``(gvr, namespace/name)``: what the work queue holds."""
+
+
+@dataclass(eq=False)
+class Callee:
+    """A handler or middleware: the function to call and a name for logs."""
+
+    call: Callable[[MatchedEvent], Any]
+    name: str
+
+
+def describe_callee(target: object, method: str) -> Callee:
+    """Wrap ``target`` (an object with ``method``, or a callable) as a :class:`Callee`."""
+    bound = getattr(target, method, None)
+    if callable(bound):
+        return Callee(bound, _name_of(target))
+    if callable(target):
+        return Callee(target, _name_of(target))
+    raise TypeError(f"{target!r} has no {method}() method and is not callable")
+
+
+def _name_of(target: object) -> str:
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return f"{module}.{name}" if module and module != "builtins" else str(name)
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One event waiting in its object's buffer, with its delivery progress."""
+
+    event: MatchedEvent
+    prepared: bool = False  # the middlewares have all run (event is their result)
+    middlewares_done: int = 0
+    handled: set[Callee] = field(default_factory=set)  # succeeded or given up
+    failures: dict[Callee, int] = field(default_factory=dict)
+    retry_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Busy:
+    """What one worker is doing: which handler, for which object, since when."""
+
+    callee: str
+    gvr: str
+    key: str
+    since: float
+
+
+class Delivery:
+    """Delivers pushed events to the handlers; see the module docstring.
+
+    Threading: :meth:`push` from any thread; handlers run on ``workers``
+    threads of a ThreadPoolExecutor started by :meth:`start`. Handlers and
+    middlewares may be added at any time (copy-on-write tuples); an event
+    already buffered is offered to handlers added before it is delivered.
+    """
+
+    def __init__(self, *, name: str, workers: int, max_retries: int,
+                 metrics: ControllerMetrics, clock: Clock | None = None,
+                 rate_limiter: RateLimiter[ObjectKey] | None = None) -> None:
+        self.name = name
+        self.workers = workers
+        self.max_retries = max_retries
+        self._metrics = metrics
+        self._clock: Clock = clock if clock is not None else RealClock()
+        self._queue: RateLimitingQueue[ObjectKey] = RateLimitingQueue(
+            name, rate_limiter=rate_limiter, clock=self._clock)
+        self._lock = threading.Lock()
+        self._buffers: dict[ObjectKey, deque[_Pending]] = {}
+        self.handlers: tuple[Callee, ...] = ()
+        self.middlewares: tuple[Callee, ...] = ()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._exited: dict[int, threading.Event] = {}  # worker thread ident -> its loop ended
+        self._busy: dict[int, Busy] = {}
+
+    # ------------------------------------------------------------ producers
+
+    def push(self, event: MatchedEvent) -> None:
+        """Buffer ``event`` behind its object's earlier events and queue the object."""
+        key = (event.gvr, event.key)
+        pending = _Pending(event)
+        with self._lock:
+            buffer = self._buffers.get(key)
+            if buffer is None:
+                self._buffers[key] = deque((pending,))
+            else:
+                buffer.append(pending)
+        self._queue.add(key)
+
+    def pending_events(self) -> int:
+        """Events buffered and not yet delivered to every handler."""
+        with self._lock:
+            return sum(len(buffer) for buffer in self._buffers.values())
+
+    def busy(self) -> list[Busy]:
+        """What each worker is running now (handlers only; idle workers are left out)."""
+        return list(self._busy.values())
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the worker threads (once)."""
+        if self._executor is not None:
+            raise RuntimeError("delivery already started")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix=f"{self.name}-worker")
+        started = [threading.Event() for _ in range(self.workers)]
+        for event in started:
+            self._executor.submit(self._work, event)
+        for event in started:
+            event.wait()
+
+    def stop(self, timeout: float | None) -> bool:
+        """Deliver what is queued, then end the workers; True if they all ended in time.
+
+        Events waiting for a retry are not waited for (they are counted and
+        logged as undelivered). Called on a worker thread (from a handler), it
+        does not wait for that worker.
+        """
+        self._queue.shut_down()
+        deadline = None if timeout is None else self._clock.now() + timeout
+        current = threading.get_ident()
+        finished = True
+        for ident, exited in self._exited.items():
+            if ident == current:
+                continue  # a handler stopping its own controller: do not wait for ourselves
+            remaining = None if deadline is None else max(0.0, deadline - self._clock.now())
+            finished = exited.wait(remaining) and finished
+        if self._executor is not None:
+            # Join the pool's threads when their loops all ended (they end at once then).
+            self._executor.shutdown(wait=finished and current not in self._exited,
+                                    cancel_futures=True)
+        if not finished:
+            for busy in self.busy():
+                logger.error(
+                    "stop: handler %s is still running for %s %s (for %.1fs); its worker "
+                    "thread is left behind", busy.callee, busy.gvr, busy.key,
+                    self._clock.now() - busy.since)
+            return False
+        left = self.pending_events()
+        if left:
+            logger.warning("stop: %d events were not delivered (waiting for a retry)", left)
+        return True
+
+    # -------------------------------------------------------------- workers
+
+    def _work(self, started: threading.Event) -> None:
+        ident = threading.get_ident()
+        exited = self._exited[ident] = threading.Event()
+        started.set()
+        try:
+            while True:
+                try:
+                    key = self._queue.get()
+                except ShutDown:
+                    return
+                try:
+                    self._drain(key)
+                except Exception:  # a bug here must not kill the worker
+                    logger.exception("delivery of %s %s failed", *key)
+                finally:
+                    self._queue.done(key)
+        finally:
+            self._busy.pop(ident, None)
+            exited.set()
+
+    def _drain(self, key: ObjectKey) -> None:
+        """Deliver the object's buffered events in order, until one must wait for a retry."""
+        while True:
+            with self._lock:
+                buffer = self._buffers.get(key)
+                if not buffer:
+                    self._buffers.pop(key, None)
+                    break
+                pending = buffer[0]
+            if pending.retry_at > self._clock.now():
+                return  # woken early by a new event; the retry's delayed add brings it back
+            if not self._deliver(pending):
+                pending.retry_at = self._clock.now() + self._queue.add_rate_limited(key)
+                return
+            with self._lock:
+                buffer.popleft()
+            self._queue.forget(key)
+        self._queue.forget(key)
+
+    def _deliver(self, pending: _Pending) -> bool:
+        """Run the middlewares (once) and the handlers still due; False if one must retry."""
+        if not pending.prepared:
+            outcome = self._prepare(pending)
+            if outcome is not None:
+                return outcome
+        event = pending.event
+        ident = threading.get_ident()
+        retry = False
+        for handler in self.handlers:
+            if handler in pending.handled:
+                continue
+            self._busy[ident] = Busy(handler.name, event.gvr, event.key, self._clock.now())
+            try:
+                handler.call(event)
+            except Exception as exc:
+                retry |= not self._failed(pending, handler, exc)
+            else:
+                pending.handled.add(handler)
+            finally:
+                del self._busy[ident]
+        if not retry:
+            self._metrics.events_total.labels(event.gvr, event.event_type.value).inc()
+        return not retry
+
+    def _prepare(self, pending: _Pending) -> bool | None:
+        """Run the middlewares not yet run; None when the handlers should follow."""
+        middlewares = self.middlewares
+        while pending.middlewares_done < len(middlewares):
+            middleware = middlewares[pending.middlewares_done]
+            event = pending.event
+            try:
+                obj, keep = _checked(middleware, middleware.call(event))
+            except Exception as exc:
+                if self._failed(pending, middleware, exc):
+                    logger.error("middleware %s gave up %s %s %s: no handler receives it",
+                                 middleware.name, event.event_type.value, event.gvr, event.key)
+                    return True
+                return False
+            if not keep:
+                self._metrics.events_dropped_total.inc()
+                logger.debug("middleware %s dropped %s %s %s", middleware.name,
+                             event.event_type.value, event.gvr, event.key)
+                return True
+            if obj is not event.object:
+                pending.event = replace(event, object=obj)
+            pending.middlewares_done += 1
+        pending.prepared = True
+        return None
+
+    def _failed(self, pending: _Pending, callee: Callee, exc: Exception) -> bool:
+        """Count a failed call; True when the event is given up for ``callee``."""
+        self._metrics.handler_errors_total.inc()
+        event = pending.event
+        failures = pending.failures.get(callee, 0) + 1
+        pending.failures[callee] = failures
+        what = f"{event.event_type.value} {event.gvr} {event.key}"
+        if failures > self.max_retries:
+            pending.handled.add(callee)
+            logger.error("%s gave up %s (uid %s) after %d attempts: %s: %s", callee.name, what,
+                         event.uid or "-", failures, type(exc).__name__, exc,
+                         exc_info=(type(exc), exc, exc.__traceback__))
+            self._metrics.events_given_up_total.inc()
+            return True
+        logger.warning("%s failed for %s (attempt %d of %d); retrying: %s: %s", callee.name,
+                       what, failures, self.max_retries + 1, type(exc).__name__, exc)
+        return False
+
+
+def _checked(middleware: Callee, result: object) -> tuple[Mapping[str, Any], bool]:
+    """The (object, keep) a middleware returned, or TypeError naming it."""
+    if (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Mapping)
+            and isinstance(result[1], bool)):
+        return result[0], result[1]
+    raise TypeError(f"middleware {middleware.name} returned {result!r:.80}; expected a tuple "
+                    "(object, keep) of a mapping and a bool")
+

@@ -1,0 +1,139 @@
+"""What a :class:`~faro.controller.Controller` hands to user code: matched events.
+
+A :class:`MatchedEvent` is one change of one object that passed the
+configuration's filters. Handlers (:class:`EventHandler`, or plain callables)
+receive it on a worker thread; JSON middlewares (:class:`JSONMiddleware`) may
+rewrite or drop it before any handler or export sees it. The delivery rules
+(order, retries, one worker per object) are in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from faro.config import NormalizedConfig
+
+__all__ = [
+    "EventHandler",
+    "EventType",
+    "JSONMiddleware",
+    "MatchedEvent",
+]
+
+
+class EventType(str, Enum):
+    """The kind of change; compares equal to its name (``event.event_type == "ADDED"``)."""
+
+    ADDED = "ADDED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_EMPTY: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedEvent:
+    """One change of one object, as every handler receives it.
+
+    ``object`` is the object after the change (for DELETED, its last known
+    state, uid, labels and annotations included); ``old_object`` the state
+    before an UPDATED (None otherwise). Both are shared with faro's cache and
+    with the other handlers: read them, never modify them (copy first).
+    ``gvr`` is the resource as configuration writes it (``apps/v1/deployments``),
+    ``key`` the object's ``namespace/name`` (``name`` when cluster-scoped),
+    ``config`` the configuration entry that matched, and ``timestamp`` when faro
+    observed the change (UTC). ``is_initial`` marks the ADDED events of objects
+    that existed before their informer started; ``final_state_unknown`` marks a
+    DELETED that faro inferred (the object was gone when the informer listed
+    again, or its informer stopped because its CRD or namespace went away), so
+    ``object`` may be older than the object's final state.
+    """
+
+    event_type: EventType
+    object: Mapping[str, Any]
+    gvr: str
+    key: str
+    config: NormalizedConfig
+    timestamp: datetime
+    old_object: Mapping[str, Any] | None = None
+    is_initial: bool = False
+    final_state_unknown: bool = False
+
+    @property
+    def _metadata(self) -> Mapping[str, Any]:
+        metadata = self.object.get("metadata")
+        return metadata if isinstance(metadata, Mapping) else _EMPTY
+
+    @property
+    def name(self) -> str:
+        """``metadata.name``."""
+        return str(self._metadata.get("name") or "")
+
+    @property
+    def namespace(self) -> str:
+        """``metadata.namespace`` ("" for cluster-scoped objects)."""
+        return str(self._metadata.get("namespace") or "")
+
+    @property
+    def uid(self) -> str:
+        """``metadata.uid``."""
+        return str(self._metadata.get("uid") or "")
+
+    @property
+    def resource_version(self) -> str:
+        """``metadata.resourceVersion`` of ``object``."""
+        return str(self._metadata.get("resourceVersion") or "")
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """``metadata.labels`` (empty when the object has none)."""
+        labels = self._metadata.get("labels")
+        return labels if isinstance(labels, Mapping) else _EMPTY
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        """``metadata.annotations`` (empty when the object has none)."""
+        annotations = self._metadata.get("annotations")
+        return annotations if isinstance(annotations, Mapping) else _EMPTY
+
+
+@runtime_checkable
+class EventHandler(Protocol):
+    """Receives matched events: ``on_matched(event)``.
+
+    Called on a worker thread, never for two events of one object at once, and
+    for each object in the order the changes happened. Raising an exception
+    means "not handled": the event is offered again after a backoff, to this
+    handler only, up to the controller's ``max_retries``; later events of the
+    same object wait meanwhile. A plain callable ``fn(event)`` works too.
+    """
+
+    def on_matched(self, event: MatchedEvent) -> None: ...
+
+
+@runtime_checkable
+class JSONMiddleware(Protocol):
+    """Rewrites or drops events before handlers and the JSON export see them.
+
+    ``process_before_json(event)`` returns ``(obj, keep)``: ``obj`` replaces
+    the event's object (return ``event.object`` to keep it; never modify it in
+    place), and ``keep=False`` drops the event for every handler and for the
+    export. Middlewares run in the order they were added, once per event, on a
+    worker thread; one that raises is retried like a handler. A plain callable
+    ``fn(event) -> (obj, keep)`` works too.
+    """
+
+    def process_before_json(self, event: MatchedEvent) -> tuple[Mapping[str, Any], bool]: ...
+
+
+HandlerFunc = Callable[[MatchedEvent], object]
+MiddlewareFunc = Callable[[MatchedEvent], tuple[Mapping[str, Any], bool]]
