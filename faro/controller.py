@@ -147,6 +147,7 @@ class Controller:
         self._crds: SharedInformer | None = None
         self._namespaces: SharedInformer | None = None
         self._state = "new"  # new -> started -> stopped
+        self._started_at = 0.0
         self._ready_callback: Callable[[], object] | None = None
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -209,21 +210,21 @@ class Controller:
     def is_ready(self) -> bool:
         """True once every initial informer synced, while none has been unhealthy too long.
 
-        An informer is unhealthy while its list or watch keeps failing, or
-        before its first sync; "too long" is ``config.unhealthy_after_sec``.
+        An informer (the CRD and namespace watchers included) is unhealthy
+        while its list or watch keeps failing, or before its first sync; "too
+        long" is ``config.unhealthy_after_sec``.
         """
         if not self._ready.is_set() or self._stopped.is_set():
             return False
         limit = self.config.unhealthy_after_sec
         now = time.time()
         with self._lock:
-            streams = list(self._streams.values())
-        for stream in streams:
-            health = stream.informer.health()
-            if not health.synced:
-                since: float | None = stream.started_at
-            else:
-                since = health.failing_since
+            watched = [(s.informer, s.started_at) for s in self._streams.values()]
+            watched += [(w, self._started_at) for w in (self._crds, self._namespaces)
+                        if w is not None]
+        for informer, started_at in watched:
+            health = informer.health()
+            since = started_at if not health.synced else health.failing_since
             if since is not None and now - since > limit:
                 return False
         return True
@@ -362,6 +363,7 @@ class Controller:
             if errors:
                 raise ConfigError(self.config.source, errors[0][0].source, errors[0][1])
             self._state = "started"
+            self._started_at = time.time()
             try:
                 self._delivery.start()
                 self._ensure_watchers()

@@ -383,3 +383,23 @@ def test_two_controllers_in_one_process_do_not_interfere(
     assert second.is_ready() and not first.is_ready()
     assert first.metrics.registry is not second.metrics.registry
     assert all(name.startswith("right-worker") for name in right.threads)
+
+
+def test_objects_of_a_namespace_that_vanished_unseen_are_reported_deleted(
+        cluster: SimulatedCluster, controllers: Controllers) -> None:
+    """If the informer missed the deletes (its watch was down), stopping it reports them."""
+    cluster.create(namespace("team-x"))
+    events = Events()
+    controller = controllers.make({"namespaces": [{"name_selector": "team-.*",
+                                                   "resources": {"v1/configmaps": {}}}]},
+                                  events)
+    created = cluster.create(configmap("left", "team-x", labels={"keep": "me"}))
+    events.wait_key("team-x/left", "ADDED")
+    with cluster.hold_watches(path="configmaps"):
+        cluster.drop_watches()            # the configmaps watch comes back and is parked
+        assert cluster.wait_for_held_watches(1)
+        cluster.delete("v1", "Namespace", "team-x")
+        eventually(lambda: "v1/configmaps in team-x" not in controller.informers())
+    (deleted,) = events.wait_key("team-x/left", "DELETED")[1:]
+    assert deleted.final_state_unknown
+    assert deleted.uid == created["metadata"]["uid"] and deleted.labels == {"keep": "me"}
