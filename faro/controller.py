@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
@@ -273,16 +273,12 @@ class Controller:
         nothing is staged.
         """
         staged: dict[NormalizedConfig, bool] = {}
-        for index, item in enumerate(resources):
-            path = f"add_resources[{index}]"
-            resource = item if isinstance(item, ResourceConfig) else \
-                ResourceConfig.from_dict(item, path=path, source="add_resources")
-            for normalized in resource.normalize(path=path, source="add_resources"):
-                with self._lock:
-                    clash = self._find(normalized, (self._configs, self._staged, staged))
-                if clash is not None:
-                    raise ConfigError("add_resources", path, f"duplicates {clash.source}")
-                staged[normalized] = True
+        for path, normalized in _normalized(resources, "add_resources"):
+            with self._lock:
+                clash = self._find(normalized, (self._configs, self._staged, staged))
+            if clash is not None:
+                raise ConfigError("add_resources", path, f"duplicates {clash.source}")
+            staged[normalized] = True
         with self._lock:
             self._staged.update(staged)
 
@@ -316,16 +312,12 @@ class Controller:
         watched entry; then nothing is removed.
         """
         remove: list[NormalizedConfig] = []
-        for index, item in enumerate(resources):
-            path = f"remove_resources[{index}]"
-            resource = item if isinstance(item, ResourceConfig) else \
-                ResourceConfig.from_dict(item, path=path, source="remove_resources")
-            for normalized in resource.normalize(path=path, source="remove_resources"):
-                with self._lock:
-                    found = self._find(normalized, (self._configs, self._staged))
-                if found is None:
-                    raise ConfigError("remove_resources", path, "matches no watched resource")
-                remove.append(found)
+        for path, normalized in _normalized(resources, "remove_resources"):
+            with self._lock:
+                found = self._find(normalized, (self._configs, self._staged))
+            if found is None:
+                raise ConfigError("remove_resources", path, "matches no watched resource")
+            remove.append(found)
         with self._lock:
             for normalized in remove:
                 self._configs.pop(normalized, None)
@@ -684,6 +676,17 @@ class Controller:
         handler = _StreamHandler(self, stream)
         for obj in stream.informer.store.list():
             handler.on_delete(obj, True)
+
+
+def _normalized(resources: Iterable[ResourceConfig | Mapping[str, Any]], source: str
+                ) -> Iterator[tuple[str, NormalizedConfig]]:
+    """Each item's normalized entries with the item's path (``source[i]``); raises ConfigError."""
+    for index, item in enumerate(resources):
+        path = f"{source}[{index}]"
+        resource = item if isinstance(item, ResourceConfig) else \
+            ResourceConfig.from_dict(item, path=path, source=source)
+        for normalized in resource.normalize(path=path, source=source):
+            yield path, normalized
 
 
 def _with_namespace(key: _StreamKey, namespace: str | None) -> _StreamKey:
