@@ -21,7 +21,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from faro.clock import Clock, RealClock
@@ -59,16 +59,22 @@ def _name_of(target: object) -> str:
     return f"{module}.{name}" if module and module != "builtins" else str(name)
 
 
-@dataclass(eq=False)
 class _Pending:
-    """One event waiting in its object's buffer, with its delivery progress."""
+    """One event waiting in its object's buffer, with its delivery progress.
 
-    event: MatchedEvent
-    prepared: bool = False  # the middlewares have all run (event is their result)
-    middlewares_done: int = 0
-    handled: set[Callee] = field(default_factory=set)  # succeeded or given up
-    failures: dict[Callee, int] = field(default_factory=dict)
-    retry_at: float = 0.0
+    ``handled`` (handlers that succeeded or gave up) and ``failures`` are made
+    only when a handler fails: most events are delivered in one pass.
+    """
+
+    __slots__ = ("event", "failures", "handled", "middlewares_done", "prepared", "retry_at")
+
+    def __init__(self, event: MatchedEvent) -> None:
+        self.event = event
+        self.prepared = False  # the middlewares have all run (event is their result)
+        self.middlewares_done = 0
+        self.handled: set[Callee] | None = None
+        self.failures: dict[Callee, int] | None = None
+        self.retry_at = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,9 @@ class Delivery:
         self.middlewares: tuple[Callee, ...] = ()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._exited: dict[int, threading.Event] = {}  # worker thread ident -> its loop ended
-        self._busy: dict[int, Busy] = {}
+        self._busy: dict[int, tuple[Callee, MatchedEvent, float]] = {}
+        self._retrying: set[ObjectKey] = set()  # objects the rate limiter tracks
+        self._delivered: dict[tuple[str, str], Any] = {}  # events_total children
 
     # ------------------------------------------------------------ producers
 
@@ -129,7 +137,8 @@ class Delivery:
 
     def busy(self) -> list[Busy]:
         """What each worker is running now (handlers only; idle workers are left out)."""
-        return list(self._busy.values())
+        return [Busy(callee.name, event.gvr, event.key, since)
+                for callee, event, since in list(self._busy.values())]
 
     # ------------------------------------------------------------ lifecycle
 
@@ -200,23 +209,31 @@ class Delivery:
             exited.set()
 
     def _drain(self, key: ObjectKey) -> None:
-        """Deliver the object's buffered events in order, until one must wait for a retry."""
+        """Deliver the object's buffered events in order, until one must wait for a retry.
+
+        Only the worker holding ``key`` takes from its buffer, and producers
+        only append (deque appends and pops are atomic), so the lock is needed
+        just to drop the buffer once it is empty.
+        """
+        buffer = self._buffers.get(key)
         while True:
-            with self._lock:
-                buffer = self._buffers.get(key)
-                if not buffer:
+            if not buffer:
+                with self._lock:
+                    if buffer:
+                        continue  # an event arrived meanwhile
                     self._buffers.pop(key, None)
-                    break
-                pending = buffer[0]
-            if pending.retry_at > self._clock.now():
+                break
+            pending = buffer[0]
+            if pending.retry_at and pending.retry_at > self._clock.now():
                 return  # woken early by a new event; the retry's delayed add brings it back
             if not self._deliver(pending):
+                self._retrying.add(key)
                 pending.retry_at = self._clock.now() + self._queue.add_rate_limited(key)
                 return
-            with self._lock:
-                buffer.popleft()
-            self._queue.forget(key)
-        self._queue.forget(key)
+            buffer.popleft()
+            if key in self._retrying:  # a success starts the object's backoff over
+                self._retrying.discard(key)
+                self._queue.forget(key)
 
     def _deliver(self, pending: _Pending) -> bool:
         """Run the middlewares (once) and the handlers still due; False if one must retry."""
@@ -226,21 +243,29 @@ class Delivery:
                 return outcome
         event = pending.event
         ident = threading.get_ident()
+        busy = self._busy
+        now = self._clock.now
         retry = False
         for handler in self.handlers:
-            if handler in pending.handled:
+            handled = pending.handled
+            if handled is not None and handler in handled:
                 continue
-            self._busy[ident] = Busy(handler.name, event.gvr, event.key, self._clock.now())
+            busy[ident] = (handler, event, now())
             try:
                 handler.call(event)
             except Exception as exc:
                 retry |= not self._failed(pending, handler, exc)
             else:
-                pending.handled.add(handler)
+                if pending.failures is not None:
+                    _handled(pending).add(handler)
             finally:
-                del self._busy[ident]
+                del busy[ident]
         if not retry:
-            self._metrics.events_total.labels(event.gvr, event.event_type.value).inc()
+            labels = (event.gvr, event.event_type.value)
+            counter = self._delivered.get(labels)
+            if counter is None:
+                counter = self._delivered[labels] = self._metrics.events_total.labels(*labels)
+            counter.inc()
         return not retry
 
     def _prepare(self, pending: _Pending) -> bool | None:
@@ -272,11 +297,16 @@ class Delivery:
         """Count a failed call; True when the event is given up for ``callee``."""
         self._metrics.handler_errors_total.inc()
         event = pending.event
+        if pending.failures is None:
+            pending.failures = {}
+            # Handlers before this one in this pass succeeded: remember them from now on.
+            _handled(pending).update(self.handlers[:self.handlers.index(callee)]
+                                     if callee in self.handlers else ())
         failures = pending.failures.get(callee, 0) + 1
         pending.failures[callee] = failures
         what = f"{event.event_type.value} {event.gvr} {event.key}"
         if failures > self.max_retries:
-            pending.handled.add(callee)
+            _handled(pending).add(callee)
             logger.error("%s gave up %s (uid %s) after %d attempts: %s: %s", callee.name, what,
                          event.uid or "-", failures, type(exc).__name__, exc,
                          exc_info=(type(exc), exc, exc.__traceback__))
@@ -285,6 +315,12 @@ class Delivery:
         logger.warning("%s failed for %s (attempt %d of %d); retrying: %s: %s", callee.name,
                        what, failures, self.max_retries + 1, type(exc).__name__, exc)
         return False
+
+
+def _handled(pending: _Pending) -> set[Callee]:
+    if pending.handled is None:
+        pending.handled = set()
+    return pending.handled
 
 
 def _checked(middleware: Callee, result: object) -> tuple[Mapping[str, Any], bool]:

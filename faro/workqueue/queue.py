@@ -56,6 +56,11 @@ class WorkQueue(Generic[T]):
         self._dirty: set[T] = set()  # needs processing: queued, or re-added while processing
         self._processing: set[T] = set()  # handed out, not yet done
         self._getters = 0  # threads (possibly) blocked in get(); skips needless notify()
+        # A notify() sent and not yet taken up by a waking getter. While one is under way no
+        # other is sent: the getter that wakes passes the baton on if items remain, so a burst
+        # of adds wakes one thread at a time instead of every idle worker at once (which makes
+        # them all fight over the lock and the GIL).
+        self._waking = False
         self._shutting_down = False
         self._draining = False
         self._metrics = metrics
@@ -85,6 +90,8 @@ class WorkQueue(Generic[T]):
             item = self._queue.popleft()
             self._processing.add(item)
             self._dirty.discard(item)
+            if self._queue:
+                self._wake_locked()
             if self._metrics is not None:
                 now = self._clock.now()
                 self._started_at[item] = now
@@ -107,8 +114,7 @@ class WorkQueue(Generic[T]):
                 self._metrics.done(item, self._clock.now() - started)
             if item in self._dirty:
                 self._queue.append(item)
-                if self._getters:
-                    self._not_empty.notify()
+                self._wake_locked()
             if self._draining and not self._processing:
                 self._all_done.notify_all()
 
@@ -184,7 +190,12 @@ class WorkQueue(Generic[T]):
         if item in self._processing:
             return  # done() queues it
         self._queue.append(item)
-        if self._getters:
+        self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        """Wake one blocked getter for the queued items, unless one is waking already."""
+        if self._getters and not self._waking:
+            self._waking = True
             self._not_empty.notify()
 
     def _wait_for_item_locked(self, timeout: float | None) -> None:
@@ -205,6 +216,7 @@ class WorkQueue(Generic[T]):
                 self._clock.wait(self._not_empty, remaining)
             finally:
                 self._getters -= 1
+                self._waking = False  # whoever woke, a later add may wake another
 
     def _begin_shut_down_locked(self) -> None:
         """Mark the queue shut down; subclasses extend it to stop their own machinery."""
