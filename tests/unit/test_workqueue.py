@@ -260,6 +260,25 @@ def test_each_add_wakes_one_blocked_getter(wq: WorkQueue[str], clock: FakeClock)
     assert sorted(getter.outcome() for getter in getters) == ["a", "b", "c"]
 
 
+def test_a_getter_woken_for_an_item_someone_else_took_is_woken_by_the_next_add(
+        wq: WorkQueue[str], clock: FakeClock) -> None:
+    for _ in range(20):  # the race goes either way; every round must end with both items out
+        getter = BackgroundCall(wq.get, 60.0)
+        assert clock.wait_for_waiters(1)
+        wq.add("a")  # wakes the getter...
+        try:
+            taken = [wq.get(timeout=0)]  # ...but usually this thread takes "a" first
+        except queue.Empty:
+            taken = []
+        wq.add("b")
+        if not taken:
+            taken.append(wq.get(timeout=0) if len(wq) else getter.outcome())
+        got = {*taken, getter.outcome()}
+        assert got == {"a", "b"}
+        for item in got:
+            wq.done(item)
+
+
 def test_get_with_a_timeout_raises_queue_empty_in_real_time() -> None:
     q: WorkQueue[str] = WorkQueue()
     with pytest.raises(queue.Empty):
