@@ -25,6 +25,7 @@ from kubernetes.client import ApiClient
 from faro._delivery import Delivery, describe_callee
 from faro.cache import SharedInformer
 from faro.cache.store import KubeObject
+from faro.cache.transform import strip_managed_fields
 from faro.client import KubernetesClient
 from faro.clock import Clock
 from faro.config import Config, ConfigError, NormalizedConfig, ResourceConfig
@@ -533,6 +534,7 @@ class Controller:
             if not needed or getattr(self, attribute) is not None:
                 continue
             watcher = SharedInformer(api_client, gvr, name=f"{self.name}-{gvr.resource}",
+                                     transform=_slim_definition,
                                      refresh_credentials=self.client.refresh_credentials)
             watcher.add_event_handler(on_add=self._changed, on_update=self._changed,
                                       on_delete=self._changed)
@@ -676,6 +678,19 @@ class Controller:
         handler = _StreamHandler(self, stream)
         for obj in stream.informer.store.list():
             handler.on_delete(obj, True)
+
+
+def _slim_definition(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the watchers keep of a CRD or namespace: no managed fields, no schemas.
+
+    A CRD's OpenAPI schemas are often most of its size, and the controller only
+    reads names, scope, served versions and conditions.
+    """
+    strip_managed_fields(obj)
+    for version in (obj.get("spec") or {}).get("versions") or ():
+        if isinstance(version, dict):
+            version.pop("schema", None)
+    return obj
 
 
 def _normalized(resources: Iterable[ResourceConfig | Mapping[str, Any]], source: str
