@@ -4,7 +4,8 @@ Usage: python benchmarks/clients.py VARIANT MODE --kubeconfig PATH --count N
        [--namespace bench] [--budget SECONDS]
 
 VARIANT is ``reader``, ``reader-cache``, ``plain-urllib3``, ``faro``,
-``official-informer`` or ``official-watch``;
+``official-informer``, ``official-watch``, ``faro-controller`` or ``kopf``
+(``kopf`` needs an interpreter with kopf installed: never a dependency of faro);
 MODE is
 
 - ``throughput``: LIST the (empty) namespace, WATCH from the listed
@@ -17,6 +18,15 @@ MODE is
   wait until its cache holds them all. Prints ``{"sync_seconds": S,
   "rss_before": B, "rss_after": B, "objects": N}``: RSS (VmRSS) after the
   imports and the client's construction, and after the sync and ``gc.collect()``.
+- ``latency`` (``reader``, ``faro``, ``faro-controller``): LIST, WATCH, and for
+  each of the ``--count`` events the simulator's ``stream`` command writes,
+  record ``time.time()`` minus the write time the object carries (annotation
+  ``faro.bench/written``, ``time.time()`` in the simulator's process just
+  before its create). Prints ``{"events": N, "latencies_ms": [...], ...}``.
+
+Throughput results also carry ``first_wall`` and ``last_wall``: ``time.time()``
+at the first and at the last counted event, to compare with the simulator's
+clock (``controller_throughput`` times from the simulator's release).
 
 Every variant counts in a callback (or loop body) that does nothing else.
 A variant that cannot run (faro not importable yet) prints ``{"error": ...}``
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import sys
 import threading
@@ -40,6 +51,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 _CHECK_EVERY = 1023  # mask: look at the clock every 1,024 events
+WRITTEN_ANNOTATION = "faro.bench/written"  # sim_server.py's stream command: the write time
 
 
 class Counter:
@@ -52,6 +64,8 @@ class Counter:
         self.events = 0  # the count when counting stopped
         self.first = 0.0
         self.last = 0.0
+        self.first_wall = 0.0  # time.time() at the first and the last counted event
+        self.last_wall = 0.0
         self.capped = False
         self.finished = False
         self.done = threading.Event()
@@ -63,6 +77,7 @@ class Counter:
         count = self.count
         if count == 1:
             self.first = time.perf_counter()
+            self.first_wall = time.time()
         if count >= self.expected:
             self._finish(time.perf_counter(), capped=False)
         elif not count & _CHECK_EVERY:
@@ -72,6 +87,7 @@ class Counter:
 
     def _finish(self, now: float, *, capped: bool) -> None:
         self.last = now
+        self.last_wall = time.time()
         self.events = self.count
         self.capped = capped
         self.finished = True
@@ -79,7 +95,65 @@ class Counter:
 
     def result(self) -> dict[str, Any]:
         return {"events": self.events, "seconds": self.last - self.first,
-                "capped": self.capped}
+                "capped": self.capped, "first_wall": self.first_wall,
+                "last_wall": self.last_wall}
+
+
+class ThreadedCounter(Counter):
+    """A :class:`Counter` for handlers called on several threads at once (worker pools).
+
+    ``next()`` on an ``itertools.count`` is one C call under the GIL, so no
+    call is lost and no lock is taken per event.
+    """
+
+    def __init__(self, expected: int, budget: float | None) -> None:
+        super().__init__(expected, budget)
+        self._numbers = itertools.count(1)
+        self._finish_lock = threading.Lock()
+
+    def hit(self, *_: Any) -> None:
+        if self.finished:
+            return
+        count = next(self._numbers)
+        if count == 1:
+            self.first = time.perf_counter()
+            self.first_wall = time.time()
+        if count >= self.expected:
+            self._finish_once(count, capped=False)
+        elif not count & _CHECK_EVERY and time.perf_counter() - self.first > self.budget:
+            self._finish_once(count, capped=True)
+
+    def _finish_once(self, count: int, *, capped: bool) -> None:
+        with self._finish_lock:
+            if not self.finished:
+                self.count = count
+                self._finish(time.perf_counter(), capped=capped)
+
+
+class Latencies:
+    """Records, per event, ``time.time()`` minus the write time the object carries.
+
+    Safe on several threads (``list.append`` and ``next()`` on a count are
+    atomic under the GIL); sets ``done`` at the ``expected``-th event.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.samples: list[float] = []
+        self._numbers = itertools.count(1)
+        self.done = threading.Event()
+
+    def record(self, obj: Any) -> None:
+        now = time.time()
+        written = float(obj["metadata"]["annotations"][WRITTEN_ANNOTATION])
+        self.samples.append(now - written)
+        if next(self._numbers) == self.expected:
+            self.done.set()
+
+    def result(self) -> dict[str, Any]:
+        samples = self.samples[:self.expected]
+        return {"events": len(samples),
+                "latencies_ms": [round(s * 1000.0, 4) for s in samples]}
 
 
 def rss() -> int:
@@ -130,8 +204,10 @@ def throughput_reader(args: argparse.Namespace) -> dict[str, Any]:
 
     response = _reader_watch(args)
     events, _, first, last = read_chunked(response, args.count, args.budget)
+    last_wall = time.time()
     return {"events": events, "seconds": last - first,
-            "capped": events < args.count}
+            "capped": events < args.count, "first_wall": last_wall - (last - first),
+            "last_wall": last_wall}
 
 
 def throughput_reader_cache(args: argparse.Namespace) -> dict[str, Any]:
@@ -217,6 +293,116 @@ def throughput_official_watch(args: argparse.Namespace) -> dict[str, Any]:
     return counter.result()
 
 
+def _controller(args: argparse.Namespace, handler: Callable[[Any], object]) -> Any:
+    """faro's Controller on ``v1/configmaps`` in the namespace: 3 workers, no JSON export."""
+    from faro import Config, Controller, KubernetesClient
+
+    config = Config.from_dict({
+        "json_export": False,
+        "workers": 3,
+        "resources": [{"gvr": "v1/configmaps", "namespace_names": [args.namespace]}],
+    })
+    controller = Controller(KubernetesClient(api_client(args.kubeconfig)), config)
+    controller.add_event_handler(handler)
+    controller.start()
+    return controller
+
+
+def throughput_faro_controller(args: argparse.Namespace) -> dict[str, Any]:
+    """faro's Controller (informer, per-object buffer, queue, 3 workers); the handler counts."""
+    counter = ThreadedCounter(args.count, args.budget)
+    _controller(args, counter.hit)
+    wait(counter, args.timeout)
+    return counter.result()
+
+
+def throughput_kopf(args: argparse.Namespace) -> dict[str, Any]:
+    """kopf (``@kopf.on.event``, an async handler that counts), standalone, no scanning.
+
+    Run by an interpreter that has kopf (never a dependency of faro). Logs in
+    with the kubeconfig's server and token; no peering, no k8s-event posting,
+    no cluster scanning (the resource is named in full), namespace ``bench``.
+    """
+    import asyncio
+    import logging
+
+    import kopf
+
+    server, token = server_and_token(args.kubeconfig)
+    counter = Counter(args.count, args.budget)  # kopf calls async handlers on one thread
+    registry = kopf.OperatorRegistry()
+    hit = counter.hit
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=server, token=token, scheme="Bearer",
+                                   default_namespace=args.namespace)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.standalone = True
+        settings.posting.enabled = False
+        settings.scanning.disabled = True
+        settings.watching.client_timeout = 600
+        settings.watching.server_timeout = 600
+
+    @kopf.on.event("", "v1", "configmaps", registry=registry)
+    async def on_event(type: str | None = None, **_: Any) -> None:
+        if type == "ADDED":
+            hit()
+
+    logging.basicConfig(level=logging.WARNING)
+    stop = threading.Event()
+
+    def operate() -> None:
+        asyncio.run(kopf.operator(registry=registry, standalone=True,
+                                  namespaces=[args.namespace], stop_flag=stop))
+
+    threading.Thread(target=operate, name="kopf", daemon=True).start()
+    wait(counter, args.timeout)
+    stop.set()
+    return counter.result()
+
+
+# ---------------------------------------------------------------------------- latency
+
+
+def latency_reader(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader: write time to the decoded line."""
+    from reader import read_chunked
+
+    latencies = Latencies(args.count)
+    response = _reader_watch(args)
+    record = latencies.record
+    read_chunked(response, args.count, None, lambda event: record(event["object"]))
+    return latencies.result()
+
+
+def latency_faro(args: argparse.Namespace) -> dict[str, Any]:
+    """faro's SharedInformer: write time to the on_add call."""
+    from faro.cache import SharedInformer
+
+    latencies = Latencies(args.count)
+    record = latencies.record
+    informer = SharedInformer(api_client(args.kubeconfig), "v1/configmaps",
+                              namespace=args.namespace)
+    informer.add_event_handler(on_add=lambda obj, is_initial: record(obj))
+    informer.start()
+    if not latencies.done.wait(args.timeout):
+        raise SystemExit(f"clients: {len(latencies.samples)} of {args.count} events")
+    return latencies.result()
+
+
+def latency_faro_controller(args: argparse.Namespace) -> dict[str, Any]:
+    """faro's Controller: write time to the handler call on a worker."""
+    latencies = Latencies(args.count)
+    record = latencies.record
+    _controller(args, lambda event: record(event.object))
+    if not latencies.done.wait(args.timeout):
+        raise SystemExit(f"clients: {len(latencies.samples)} of {args.count} events")
+    return latencies.result()
+
+
 # ------------------------------------------------------------------------------- sync
 
 
@@ -271,6 +457,11 @@ VARIANTS: dict[tuple[str, str], Callable[[argparse.Namespace], dict[str, Any]]] 
     ("faro", "throughput"): throughput_faro,
     ("official-informer", "throughput"): throughput_official_informer,
     ("official-watch", "throughput"): throughput_official_watch,
+    ("faro-controller", "throughput"): throughput_faro_controller,
+    ("kopf", "throughput"): throughput_kopf,
+    ("reader", "latency"): latency_reader,
+    ("faro", "latency"): latency_faro,
+    ("faro-controller", "latency"): latency_faro_controller,
     ("faro", "sync"): sync_faro,
     ("official-informer", "sync"): sync_official_informer,
 }
@@ -279,7 +470,7 @@ VARIANTS: dict[tuple[str, str], Callable[[argparse.Namespace], dict[str, Any]]] 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant", choices=sorted({v for v, _ in VARIANTS}))
-    parser.add_argument("mode", choices=("throughput", "sync"))
+    parser.add_argument("mode", choices=("throughput", "sync", "latency"))
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--namespace", default="bench")

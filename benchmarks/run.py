@@ -1,7 +1,7 @@
 """Run faro's benchmarks and print a table (``make bench``).
 
 Usage: python benchmarks/run.py [--only NAME ...] [--json PATH] [--events N] [--objects N]
-                                [--repeat N]
+                                [--repeat N] [--kopf-python PATH]
 
 Every benchmark measures its own baseline in the same run and reports the ratio
 to it, so results compare across machines; targets are reported, never asserted.
@@ -22,6 +22,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_controller
 import bench_informer
 import bench_sim
 
@@ -32,6 +33,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     # Both from the same client runs (made once when both are selected).
     "informer_memory": lambda a: bench_informer.run_memory(objects=a.objects, repeat=a.repeat),
     "informer_sync": lambda a: bench_informer.run_sync(objects=a.objects, repeat=a.repeat),
+    "controller_throughput": lambda a: bench_controller.run_throughput(
+        events=a.events, repeat=a.repeat, kopf=a.kopf_python),
+    "controller_latency": lambda a: bench_controller.run_latency(repeat=a.repeat),
 }
 
 
@@ -67,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="objects an informer caches in informer_memory and informer_sync "
                              "(default 100000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant; best is kept")
+    parser.add_argument("--kopf-python", metavar="PATH",
+                        help="controller_throughput: an interpreter with kopf, orjson and PyYAML "
+                             f"for the kopf row (default: ${bench_controller.KOPF_PYTHON_ENV}, "
+                             "else this one if it has kopf, else the row is not run)")
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     started = time.time()

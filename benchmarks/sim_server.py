@@ -17,7 +17,18 @@ stdout (``{"error": "..."}`` when a command fails):
 ``held``               answers ``{"held": N}``: watches parked now
 ``wait-held N [S]``    wait up to S seconds (default 60) until N watches are
                        parked; answers ``{"held": N, "ok": true|false}``
-``release``            ``release_watches()``; answers ``{"released": N}``
+``release``            ``release_watches()``; answers ``{"released": N, "at": T}``,
+                       T the ``time.time()`` just before the release
+``stream R S``         create R*S ~1 KB ConfigMaps in ``bench`` at R per second
+                       for S seconds, paced against a monotonic schedule (the
+                       k-th is due at start + k/R; a late one is written at
+                       once, no sleep). Each carries the annotation
+                       ``faro.bench/written``: ``time.time()`` just before its
+                       create. The server's garbage collector is off
+                       meanwhile (collected and frozen before and after).
+                       Answers ``{"events": N, "rate": achieved writes/s,
+                       "max_late_ms": ..., "late_writes": writes over 1 ms
+                       behind schedule, "seconds": ...}``
 ``quit``               stop the cluster and exit (so does the end of stdin)
 =====================  ====================================================
 """
@@ -40,6 +51,7 @@ from bench_sim import configmap
 from faro.testing import SimulatedCluster
 
 NAMESPACE = "bench"
+WRITTEN_ANNOTATION = "faro.bench/written"  # the stream command's write time (time.time())
 
 
 class Session:
@@ -84,7 +96,49 @@ class Session:
         return {"held": self.cluster.held_watches, "ok": ok}
 
     def release(self) -> dict[str, Any]:
-        return {"released": self.cluster.release_watches()}
+        at = time.time()
+        return {"released": self.cluster.release_watches(), "at": at}
+
+    def stream(self, rate: str, seconds: str) -> dict[str, Any]:
+        per_second = float(rate)
+        count = round(per_second * float(seconds))
+        objects = [configmap(i) for i in range(self.next_index, self.next_index + count)]
+        self.next_index += count
+        create = self.cluster.create
+        monotonic, wall, sleep = time.monotonic, time.time, time.sleep
+        interval = 1.0 / per_second
+        # No collection of the server's own may stall the writes and the watch
+        # being measured: collect and freeze now, and collect nothing meanwhile.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        try:
+            start = monotonic()
+            late = 0.0
+            late_writes = 0  # writes more than 1 ms behind their schedule
+            first = last = 0.0
+            for k, obj in enumerate(objects):
+                delay = start + k * interval - monotonic()
+                if delay > 0:
+                    sleep(delay)
+                else:
+                    late = max(late, -delay)
+                    late_writes += delay < -0.001
+                written = wall()
+                obj["metadata"]["annotations"] = {WRITTEN_ANNOTATION: repr(written)}
+                create(obj)
+                if k == 0:
+                    first = written
+                last = written
+            sleep(0.2)  # the last events reach the watchers before the collection below
+        finally:
+            gc.enable()
+        gc.collect()
+        gc.freeze()
+        achieved = (count - 1) / (last - first) if count > 1 and last > first else 0.0
+        return {"events": count, "rate": round(achieved, 1),
+                "max_late_ms": round(late * 1000, 3), "late_writes": late_writes,
+                "seconds": round(last - first, 3)}
 
 
 def main() -> int:
@@ -98,6 +152,7 @@ def main() -> int:
             "reset": session.reset, "load": session.load, "burst": session.load,
             "hold": session.hold, "held": session.held, "held?": session.held,
             "wait-held": session.wait_held, "release": session.release,
+            "stream": session.stream,
         }
         out = sys.stdout
 
