@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import urllib3
 from kubernetes.client import ApiClient
 
+from faro import _http
 from faro.clock import Clock, RealClock
 from faro.errors import ApiStatusError, FaroError
 from faro.gvr import GroupVersionResource
@@ -285,18 +285,11 @@ class Discovery:
             return f"GET {self._url(path)}: {error}"
 
     def _get(self, path: str) -> dict[str, Any]:
-        method, url, headers, _body, _post = self._api_client.param_serialize(
-            "GET", path, header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"])
-        # Retries off, as the informers' requests: the caller decides what to do on failure.
-        response = self._api_client.rest_client.pool_manager.request(
-            method, url, headers=headers, retries=False,
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
+        response = _http.get(self._api_client, path, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                             preload_content=True)
         body = response.data
         if response.status != 200:
-            raise ApiStatusError.from_status(
-                response.status, body, retry_after=response.headers.get("Retry-After"),
-                request=f"GET {path}")
+            raise _http.status_error(response, body, path)
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:

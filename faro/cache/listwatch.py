@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.utils.keepalive import tcp_keepalive_socket_options
 
+from faro import _http
 from faro.cache._stream import LineStream, socket_of
 from faro.errors import ApiStatusError
 from faro.gvr import GroupVersionResource
@@ -91,7 +91,7 @@ class ListWatch:
                 self.track(None)
             response.release_conn()
         if response.status != 200:
-            raise self._error(response, body)
+            raise _http.status_error(response, body, self.path)
         try:
             data = orjson.loads(body)
             metadata = data.get("metadata") or {}
@@ -127,7 +127,7 @@ class ListWatch:
                 body = b""
             finally:
                 response.close()
-            raise self._error(response, body)
+            raise _http.status_error(response, body, self.path)
         _set_keepalive(response)
         return LineStream(response)
 
@@ -138,24 +138,11 @@ class ListWatch:
             query.append(("labelSelector", self.label_selector))
         if self.field_selector:
             query.append(("fieldSelector", self.field_selector))
-        method, url, headers, _body, _post = self.api_client.param_serialize(
-            "GET", self.path, query_params=query,
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-        # Straight to the client's urllib3 pool, with its retries off: call_api leaves the
-        # pool's default Retry(3), which sleeps whatever Retry-After a 429 or 503 asks for
-        # inside the request (uncapped, deaf to stop(), never seen by health()) and retries
-        # connection errors without backoff. The reflector does both itself, with Backoff.
-        response = self.api_client.rest_client.pool_manager.request(
-            method, url, headers=headers, preload_content=False, retries=False,
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+        response = _http.get(self.api_client, self.path, query=query, timeout=timeout,
+                             preload_content=False)
         if self.track is not None:
             self.track(response)
         return response
-
-    def _error(self, response: Any, body: bytes) -> ApiStatusError:
-        return ApiStatusError.from_status(
-            response.status, body, retry_after=response.headers.get("Retry-After"),
-            request=f"GET {self.path}")
 
 
 def _set_keepalive(response: Any) -> None:

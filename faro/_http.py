@@ -1,0 +1,40 @@
+"""Raw GET requests through the official client's urllib3 pool (faro's informers and discovery).
+
+The host, TLS, client certificates, bearer token and proxy all come from the
+:class:`kubernetes.client.ApiClient`; urllib3's retries are off, so every wait
+and retry is the caller's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import urllib3
+from kubernetes.client import ApiClient
+
+from faro.errors import ApiStatusError
+
+
+def get(api_client: ApiClient, path: str, *, query: list[tuple[str, str]] | None = None,
+        timeout: tuple[float, float], preload_content: bool) -> Any:
+    """Send ``GET path`` and return urllib3's response (any status); connection errors raise.
+
+    ``timeout`` is (connect, read) in seconds.
+    """
+    method, url, headers, _body, _post = api_client.param_serialize(
+        "GET", path, query_params=query or [],
+        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    # Straight to the client's urllib3 pool, with its retries off: call_api leaves the
+    # pool's default Retry(3), which sleeps whatever Retry-After a 429 or 503 asks for
+    # inside the request (uncapped, deaf to stop(), never seen by health()) and retries
+    # connection errors without backoff. faro's callers do both themselves.
+    return api_client.rest_client.pool_manager.request(
+        method, url, headers=headers, preload_content=preload_content, retries=False,
+        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+
+
+def status_error(response: Any, body: bytes, path: str) -> ApiStatusError:
+    """The error an answer with a failure status stands for (``body``: what was read of it)."""
+    return ApiStatusError.from_status(
+        response.status, body, retry_after=response.headers.get("Retry-After"),
+        request=f"GET {path}")
