@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -588,13 +588,13 @@ class Controller:
             return None
         return crd
 
-    def _plan(self) -> dict[_StreamKey, tuple[list[NormalizedConfig], bool, bool]]:
-        """The informers the entries need now: key -> (entries, cluster scoped, dynamic)."""
+    def _plan(self) -> dict[_StreamKey, tuple[list[NormalizedConfig], bool]]:
+        """The informers the entries need now: key -> (entries, cluster scoped)."""
         namespaces: list[str] = []
         if self._namespaces is not None:
             namespaces = [str((obj.get("metadata") or {}).get("name", ""))
                           for obj in self._namespaces.store.list()]
-        plan: dict[_StreamKey, tuple[list[NormalizedConfig], bool, bool]] = {}
+        plan: dict[_StreamKey, tuple[list[NormalizedConfig], bool]] = {}
         cluster_wide: set[_StreamKey] = set()
         wanted: list[tuple[_StreamKey, NormalizedConfig, bool]] = []
         for config in self._configs:
@@ -607,23 +607,20 @@ class Controller:
                 self._warn_cluster_scoped(config)
                 keys = [base]
             elif config.namespace_pattern is not None:
-                keys = [_with_namespace(base, ns) for ns in namespaces
+                keys = [replace(base, namespace=ns) for ns in namespaces
                         if config.matches_namespace(ns)]
             elif config.namespace is not None:
-                keys = [_with_namespace(base, config.namespace)]
+                keys = [replace(base, namespace=config.namespace)]
             else:
                 keys = [base]
                 cluster_wide.add(base)
             wanted.extend((key, config, not served.namespaced) for key in keys)
         for key, config, cluster_scoped in wanted:
             # A namespace's stream is served by the all-namespaces stream with the same request.
-            base = _with_namespace(key, None)
+            base = replace(key, namespace=None)
             if key.namespace is not None and base in cluster_wide:
                 key = base
-            entry = plan.setdefault(key, ([], cluster_scoped, True))
-            entry[0].append(config)
-            if not self._configs[config]:
-                plan[key] = (entry[0], cluster_scoped, False)
+            plan.setdefault(key, ([], cluster_scoped))[0].append(config)
         return plan
 
     def _warn_cluster_scoped(self, config: NormalizedConfig) -> None:
@@ -644,7 +641,8 @@ class Controller:
                         f" ({gone})" if gone else "")
             if gone:
                 self._deleted_unseen(stream)
-        for key, (configs, cluster_scoped, dynamic) in plan.items():
+        for key, (configs, cluster_scoped) in plan.items():
+            dynamic = all(self._configs[config] for config in configs)
             running = self._streams.get(key)
             if running is not None:
                 running.configs, running.dynamic = tuple(configs), dynamic
@@ -663,10 +661,12 @@ class Controller:
     def _gone(self, stream: _Stream) -> str:
         """Why a stream's objects no longer exist ("" when they may: the entry was removed)."""
         key = stream.key
-        if key.origin and self._served(key.gvr) is None:
-            return "the cluster stopped serving it (its CRD was deleted or changed)"
-        if key.origin and (served := self._served(key.gvr)) and served.origin != key.origin:
-            return "its CRD was replaced"
+        if key.origin:
+            served = self._served(key.gvr)
+            if served is None:
+                return "the cluster stopped serving it (its CRD was deleted or changed)"
+            if served.origin != key.origin:
+                return "its CRD was replaced"
         if key.namespace is not None and self._namespaces is not None and \
                 self._namespaces.store.get_by_name(key.namespace) is None and \
                 any(c.namespace_pattern for c in stream.configs):
@@ -702,10 +702,6 @@ def _normalized(resources: Iterable[ResourceConfig | Mapping[str, Any]], source:
             ResourceConfig.from_dict(item, path=path, source=source)
         for normalized in resource.normalize(path=path, source=source):
             yield path, normalized
-
-
-def _with_namespace(key: _StreamKey, namespace: str | None) -> _StreamKey:
-    return _StreamKey(key.gvr, namespace, key.label_selector, key.field_selector, key.origin)
 
 
 class _StreamHandler:
