@@ -38,6 +38,8 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from faro._selectors import (
+    _DNS1123_LABEL_FMT,
+    _DNS1123_SUBDOMAIN_RE,
     FieldRequirement,
     FieldSelector,
     LabelSelector,
@@ -403,9 +405,7 @@ def _check_metrics(metrics: MetricsConfig, path: str) -> None:
 
 # --- names and patterns ----------------------------------------------------------------------
 
-_DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_SUBDOMAIN: Final = re.compile(
-    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1123_LABEL: Final = re.compile(_DNS1123_LABEL_FMT)
 _REGEX_SYNTAX: Final = frozenset(".^$*+?{}[]\\|()")
 
 
@@ -414,7 +414,7 @@ def _is_namespace_name(text: str) -> bool:
 
 
 def _is_object_name(text: str) -> bool:
-    return len(text) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(text) is not None
+    return len(text) <= 253 and _DNS1123_SUBDOMAIN_RE.fullmatch(text) is not None
 
 
 def _pattern(text: str, path: str, what: str) -> str:

@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+from faro._selectors import _DNS1123_LABEL_FMT
+
+_DNS_LABEL = re.compile(_DNS1123_LABEL_FMT)
 _VERSION = re.compile(r"v[0-9]+((alpha|beta)[0-9]+)?")
 
 
