@@ -17,6 +17,7 @@ from faro.client import ClientConfigError, KubernetesClient
 from faro.config import (
     Config,
     ConfigError,
+    ExportConfig,
     MetricsConfig,
     NamespaceConfig,
     NormalizedConfig,
@@ -44,6 +45,7 @@ __all__ = [
     "DiscoveryError",
     "EventHandler",
     "EventType",
+    "ExportConfig",
     "FaroError",
     "GroupVersionResource",
     "JSONMiddleware",

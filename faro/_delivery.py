@@ -110,6 +110,9 @@ class Delivery:
         self._buffers: dict[ObjectKey, deque[_Pending]] = {}
         self.handlers: tuple[Callee, ...] = ()
         self.middlewares: tuple[Callee, ...] = ()
+        # Called once per event, after the middlewares and before the handlers (the event
+        # log line, the JSON export); an observer that raises is logged, never retried.
+        self.observers: tuple[Callable[[MatchedEvent], object], ...] = ()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._exited: dict[int, threading.Event] = {}  # worker thread ident -> its loop ended
         self._busy: dict[int, tuple[Callee, MatchedEvent, float]] = {}
@@ -291,6 +294,13 @@ class Delivery:
                 pending.event = replace(event, object=obj)
             pending.middlewares_done += 1
         pending.prepared = True
+        for observer in self.observers:
+            try:
+                observer(pending.event)
+            except Exception:
+                event = pending.event
+                logger.exception("%s failed for %s %s %s", _name_of(observer),
+                                 event.event_type.value, event.gvr, event.key)
         return None
 
     def _failed(self, pending: _Pending, callee: Callee, exc: Exception) -> bool:

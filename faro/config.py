@@ -52,6 +52,7 @@ from faro.gvr import GroupVersionResource
 
 __all__ = [
     "CONFIG_KEYS",
+    "EXPORT_KEYS",
     "LOG_LEVELS",
     "METRICS_KEYS",
     "NAMESPACE_KEYS",
@@ -60,6 +61,7 @@ __all__ = [
     "SCOPES",
     "Config",
     "ConfigError",
+    "ExportConfig",
     "MetricsConfig",
     "NamespaceConfig",
     "NormalizedConfig",
@@ -108,6 +110,21 @@ class MetricsConfig:
     port: int = 8080
     path: str = "/metrics"
     bind_addr: str = "0.0.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportConfig:
+    """The ``export:`` section: how the JSON event file (``json_export: true``) is written.
+
+    ``max_bytes``: rotate the file when the next line would make it larger (0: never);
+    ``backups``: rotated files kept (``events-....json.1`` is the newest); ``fsync``: also
+    sync each line to disk (every line is always flushed to the OS, which survives a crash
+    of faro but not of the machine).
+    """
+
+    max_bytes: int = 100 * 1024 * 1024
+    backups: int = 5
+    fsync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,16 +408,22 @@ _SCALARS: Final[dict[str, Callable[[object, str], object]]] = {
     "unhealthy_after_sec": _seconds,
 }
 # Top-level sections; null in a file means "empty" (the default).
-_SECTIONS: Final[tuple[str, ...]] = ("metrics", "namespaces", "resources")
+_SECTIONS: Final[tuple[str, ...]] = ("metrics", "export", "namespaces", "resources")
 
 
 def _check_metrics(metrics: MetricsConfig, path: str) -> None:
     _boolean(metrics.enabled, _join(path, "enabled"))
-    _integer(metrics.port, _join(path, "port"), 1, 65535)
+    _integer(metrics.port, _join(path, "port"), 0, 65535)
     url_path = _required_string(metrics.path, _join(path, "path"), "a URL path")
     if not url_path.startswith("/"):
         raise _Invalid(_join(path, "path"), f"must start with '/', got {url_path!r}")
     _required_string(metrics.bind_addr, _join(path, "bind_addr"), "an address to listen on")
+
+
+def _check_export(export: ExportConfig, path: str) -> None:
+    _integer(export.max_bytes, _join(path, "max_bytes"), 0)
+    _integer(export.backups, _join(path, "backups"), 0)
+    _boolean(export.fsync, _join(path, "fsync"))
 
 
 # --- names and patterns ----------------------------------------------------------------------
@@ -572,6 +595,12 @@ def _metrics_from_raw(raw: object, path: str) -> MetricsConfig:
     return MetricsConfig(**data)
 
 
+def _export_from_raw(raw: object, path: str) -> ExportConfig:
+    data = _mapping(raw, path)
+    _check_keys(data, EXPORT_KEYS, path)
+    return ExportConfig(**data)
+
+
 def _rule_from_raw(raw: object, path: str) -> ResourceRule:
     if raw is None:
         return ResourceRule()
@@ -656,6 +685,7 @@ class Config:
     max_retries: int = 5
     unhealthy_after_sec: float = 60
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     namespaces: tuple[NamespaceConfig, ...] = ()
     resources: tuple[ResourceConfig, ...] = ()
     source: str = field(default="<dict>", compare=False)
@@ -672,6 +702,10 @@ class Config:
             if not isinstance(metrics, MetricsConfig):
                 metrics = _metrics_from_raw(metrics, "metrics")
             _check_metrics(metrics, "metrics")
+            export: object = self.export
+            if not isinstance(export, ExportConfig):
+                export = _export_from_raw(export, "export")
+            _check_export(export, "export")
             namespaces = _entries(self.namespaces, "namespaces", NamespaceConfig,
                                   _namespace_from_raw)
             resources = _entries(self.resources, "resources", ResourceConfig,
@@ -685,6 +719,7 @@ class Config:
         except _Invalid as exc:
             raise ConfigError(self.source, exc.path, exc.problem) from None
         object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "export", export)
         object.__setattr__(self, "namespaces", namespaces)
         object.__setattr__(self, "resources", resources)
         object.__setattr__(self, "normalized", tuple(normalized))
@@ -741,6 +776,7 @@ class Config:
         equal Config (YAML-safe, e.g. for ``yaml.safe_dump``)."""
         out: dict[str, Any] = {name: getattr(self, name) for name in _SCALARS}
         out["metrics"] = {name: getattr(self.metrics, name) for name in METRICS_KEYS}
+        out["export"] = {name: getattr(self.export, name) for name in EXPORT_KEYS}
         out["namespaces"] = [
             {"name_selector": entry.name_selector,
              "resources": {key: _set_fields(rule, RESOURCE_RULE_KEYS)
@@ -770,6 +806,7 @@ def _init_fields(cls: type[Any], *, exclude: tuple[str, ...] = ()) -> tuple[str,
 # is adding a field (and, for a top-level single value, its check in _SCALARS).
 CONFIG_KEYS: Final[tuple[str, ...]] = _init_fields(Config, exclude=("source",))
 METRICS_KEYS: Final[tuple[str, ...]] = _init_fields(MetricsConfig)
+EXPORT_KEYS: Final[tuple[str, ...]] = _init_fields(ExportConfig)
 NAMESPACE_KEYS: Final[tuple[str, ...]] = _init_fields(NamespaceConfig)
 RESOURCE_RULE_KEYS: Final[tuple[str, ...]] = _init_fields(ResourceRule)
 RESOURCE_KEYS: Final[tuple[str, ...]] = _init_fields(ResourceConfig)

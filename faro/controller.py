@@ -43,6 +43,8 @@ from faro.metrics import ControllerMetrics
 from faro.workqueue import ShutDown, WorkQueue
 
 logger = logging.getLogger("faro.controller")
+event_logger = logging.getLogger("faro.events")
+"""One INFO line per matched event (after the middlewares), as the Go original logs them."""
 
 __all__ = ["ActiveInformers", "Controller"]
 
@@ -141,6 +143,7 @@ class Controller:
         self._delivery = Delivery(name=name, workers=config.workers,
                                   max_retries=config.max_retries, metrics=self.metrics,
                                   clock=clock)
+        self._delivery.observers = (_log_event,)
         self._lock = threading.RLock()  # state below; reconcile holds it while it works
         self._configs: dict[NormalizedConfig, bool] = dict.fromkeys(config.normalized, False)
         self._staged: dict[NormalizedConfig, bool] = {}  # add_resources before start_informers
@@ -678,6 +681,11 @@ class Controller:
         handler = _StreamHandler(self, stream)
         for obj in stream.informer.store.list():
             handler.on_delete(obj, True)
+
+
+def _log_event(event: MatchedEvent) -> None:
+    event_logger.info("CONFIG [%s] %s %s (UID: %s)", event.event_type.value, event.gvr,
+                      event.key, event.uid or "-")
 
 
 def _slim_definition(obj: dict[str, Any]) -> dict[str, Any]:

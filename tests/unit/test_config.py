@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from faro.config import (
     CONFIG_KEYS,
+    EXPORT_KEYS,
     LOG_LEVELS,
     METRICS_KEYS,
     NAMESPACE_KEYS,
@@ -542,7 +543,7 @@ def test_normalized_config_equality_and_hash_ignore_source() -> None:
 # ---------------------------------------------------------------------------------------------
 
 ALL_TOP = ("output_dir, log_level, auto_shutdown_sec, json_export, workers, max_retries, "
-           "unhealthy_after_sec, metrics, namespaces, resources")
+           "unhealthy_after_sec, metrics, export, namespaces, resources")
 
 
 @pytest.mark.parametrize(("text", "path", "problem"), [
@@ -683,8 +684,14 @@ def test_unknown_keys_are_rejected_with_a_suggestion_and_the_allowed_keys(
     ("unhealthy_after_sec: -0.5", "unhealthy_after_sec", "must not be negative, got -0.5"),
     ("max_retries: -1", "max_retries", "must not be negative, got -1"),
     ("workers: 0", "workers", "must be at least 1, got 0"),
-    ("metrics: {port: 0}", "metrics.port", "must be between 1 and 65535, got 0"),
-    ("metrics: {port: 65536}", "metrics.port", "must be between 1 and 65535, got 65536"),
+    ("metrics: {port: -1}", "metrics.port", "must be between 0 and 65535, got -1"),
+    ("metrics: {port: 65536}", "metrics.port", "must be between 0 and 65535, got 65536"),
+    ("export: {max_bytes: -1}", "export.max_bytes", "must not be negative, got -1"),
+    ("export: {backups: 1.5}", "export.backups", "expected an integer, got the number 1.5"),
+    ("export: {fsync: sometimes}", "export.fsync", "expected true or false, got the string "
+                                                   "'sometimes'"),
+    ("export: {rotate: 1}", "export.rotate", "unknown key 'rotate' (allowed keys: max_bytes, backups, "
+                                      "fsync)"),
     ("metrics: {path: metrics}", "metrics.path", "must start with '/', got 'metrics'"),
     ("metrics: {path: ''}", "metrics.path", "must not be empty (expected a URL path)"),
     ("metrics: {bind_addr: ' '}", "metrics.bind_addr",
@@ -873,8 +880,9 @@ def test_resource_config_from_dict() -> None:
 def test_allowed_key_sets_follow_the_dataclasses() -> None:
     assert CONFIG_KEYS == ("output_dir", "log_level", "auto_shutdown_sec", "json_export",
                            "workers", "max_retries", "unhealthy_after_sec", "metrics",
-                           "namespaces", "resources")
+                           "export", "namespaces", "resources")
     assert METRICS_KEYS == ("enabled", "port", "path", "bind_addr")
+    assert EXPORT_KEYS == ("max_bytes", "backups", "fsync")
     assert NAMESPACE_KEYS == ("name_selector", "resources")
     assert RESOURCE_RULE_KEYS == ("label_selector", "field_selector", "name_selector")
     assert RESOURCE_KEYS == ("gvr", "scope", "namespace_names", "name_selector",
@@ -972,6 +980,7 @@ resources:
         "output_dir": "./output", "log_level": "info", "auto_shutdown_sec": 0.0,
         "json_export": False, "workers": 4, "max_retries": 5, "unhealthy_after_sec": 60.0,
         "metrics": {"enabled": False, "port": 8080, "path": "/metrics", "bind_addr": "0.0.0.0"},
+        "export": {"max_bytes": 100 * 1024 * 1024, "backups": 5, "fsync": False},
         "namespaces": [{"name_selector": "prod",
                         "resources": {"v1/pods": {"label_selector": "app = web"},
                                       "v1/services": {}}}],
