@@ -1,0 +1,453 @@
+"""The JSON event export: one line of JSON per matched event, in a file of its own.
+
+With ``json_export: true`` the controller hands every :class:`~faro.events.MatchedEvent` to an
+:class:`EventExporter`, which appends :func:`event_record` of it, serialised with orjson, as one
+line to ``{output_dir}/events-YYYYMMDD-HHMMSS.json`` (UTC time of creation). docs/export.md
+describes the file; docs/event.schema.json is the JSON Schema of one line.
+
+The contract:
+
+* **Once per event, in order per object.** The controller calls :meth:`EventExporter.export`
+  once per event, after the JSON middlewares ran (their object is the one exported; an event
+  they drop is not exported) and before the handlers; handler retries never export again. The
+  events of one object reach the exporter in the order they happened, so their lines are in
+  that order; lines of different objects interleave.
+* **Durability.** Each line is handed to the OS by one ``os.write`` as the call returns, so a
+  crash of faro loses at most the line being written, and a reader never sees half a line
+  (a line a failing write left half-written is cut off again). ``fsync=True`` also syncs every
+  line to disk, which survives a crash of the machine too.
+* **Rotation.** Like :class:`logging.handlers.RotatingFileHandler`: before a line would make
+  the file larger than ``max_bytes``, the file is renamed ``.1`` (``.1`` to ``.2`` and so on;
+  ``.1`` is the newest) and a new file is started under the same name. ``backups`` rotated
+  files are kept, the oldest is deleted; with ``backups=0`` the file is emptied instead.
+  ``max_bytes=0`` never rotates. A line longer than ``max_bytes`` gets a file to itself. When
+  renaming fails, lines go on into the current file (a WARNING says so once) and each line
+  tries again: a file larger than ``max_bytes`` beats lost events.
+* **Permissions.** The file is created with mode 0600 (whatever the umask), and rotated files
+  keep it. A new exporter never writes into an existing file: when its name is taken (two
+  exporters started in one second), it takes ``events-YYYYMMDD-HHMMSS-2.json`` and so on.
+* **Failures never reach the caller.** When a line cannot be written (disk full, the
+  directory removed or replaced), it is counted in :attr:`EventExporter.errors`, one ERROR
+  line (logger ``faro.export``) names the file and the OS error, and every later event tries
+  again, reopening or recreating the file (and the directory) when needed; an INFO line says
+  when writing works again. If the file is deleted or renamed while faro writes it, the next
+  event notices and continues in a new file under the same name, or under a new name when
+  another file took it (a WARNING says so).
+* **No secret material.** A line holds the event's type, resource, identity, labels and
+  annotations, never the object's body (no ``data``, ``spec`` or ``status``). For Secrets
+  (``v1/secrets``) the ``kubectl.kubernetes.io/last-applied-configuration`` annotation, which
+  holds the Secret's values, is left out too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from faro.events import MatchedEvent
+
+if TYPE_CHECKING:
+    from faro.config import Config
+
+__all__ = [
+    "LAST_APPLIED_ANNOTATION",
+    "EventExporter",
+    "event_record",
+]
+
+logger = logging.getLogger("faro.export")
+
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+"""The annotation ``kubectl apply`` stores the applied object in; never exported for Secrets."""
+
+_FILE_MODE = 0o600
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_GONE = (FileNotFoundError, NotADirectoryError)
+
+
+# ---------------------------------------------------------------------------------------------
+# One line
+# ---------------------------------------------------------------------------------------------
+
+
+def event_record(event: MatchedEvent) -> dict[str, Any]:
+    """What one line of the export holds for ``event`` (before serialisation).
+
+    Keys, in this order: ``timestamp`` (when faro observed the change, RFC 3339 UTC with
+    microseconds: ``2026-11-22T10:15:02.123456Z``), ``eventType``, ``gvr``, ``namespace``
+    (left out for cluster-scoped objects), ``name``, ``uid``, ``resourceVersion``, ``labels``
+    and ``annotations`` (``{}`` when none), then ``initial: true`` only for the initial ADDED
+    events (``is_initial``) and ``finalStateUnknown: true`` only for inferred deletions.
+    Never the object's body; a Secret's last-applied-configuration annotation is left out.
+    Label and annotation keys and values are strings (others are converted with ``str``).
+    A new dict each call; never raises for an event whose object has odd metadata.
+    """
+    record: dict[str, Any] = {
+        "timestamp": _rfc3339(event.timestamp),
+        "eventType": str(event.event_type),
+        "gvr": event.gvr,
+    }
+    namespace = event.namespace
+    if namespace:
+        record["namespace"] = namespace
+    record["name"] = event.name
+    record["uid"] = event.uid
+    record["resourceVersion"] = event.resource_version
+    record["labels"] = _strings(event.labels)
+    annotations = _strings(event.annotations)
+    if _is_secret(event.gvr):
+        annotations.pop(LAST_APPLIED_ANNOTATION, None)
+    record["annotations"] = annotations
+    if event.is_initial:
+        record["initial"] = True
+    if event.final_state_unknown:
+        record["finalStateUnknown"] = True
+    return record
+
+
+def _rfc3339(timestamp: datetime) -> str:
+    """``2026-11-22T10:15:02.123456Z``; a naive timestamp is taken to be UTC already."""
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=timezone.utc)
+    else:
+        timestamp = timestamp.astimezone(timezone.utc)
+    return f"{timestamp:%Y-%m-%dT%H:%M:%S.%f}Z"
+
+
+def _strings(mapping: Mapping[Any, Any]) -> dict[str, str]:
+    return {key if isinstance(key, str) else str(key): value if isinstance(value, str)
+            else str(value) for key, value in mapping.items()}
+
+
+def _is_secret(gvr: str) -> bool:
+    """Whether ``gvr`` is the core group's ``secrets`` (``v1/secrets``)."""
+    version, _, resource = gvr.partition("/")
+    return resource == "secrets" and "/" not in version
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def _claim_file(directory: Path, prefix: str, suffix: str, mode: int,
+                flags: int = 0) -> tuple[int, Path]:
+    """Create ``{prefix}-YYYYMMDD-HHMMSS{suffix}`` (UTC now) in ``directory``, open for writing.
+
+    A name that exists (or whose ``.1`` backup exists) is never reused: ``-2``, ``-3``...
+    are tried instead. The file is created exclusively (O_EXCL), so two writers never share
+    one. Returns the descriptor and the path; raises OSError.
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    for number in itertools.count(1):
+        name = f"{prefix}-{stamp}{suffix}" if number == 1 else f"{prefix}-{stamp}-{number}{suffix}"
+        path = directory / name
+        if os.path.lexists(directory / f"{name}.1"):
+            continue
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags | _BINARY, mode)
+        except FileExistsError:
+            if number >= 10_000:
+                raise
+            continue
+        return fd, path
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+class EventExporter:
+    """Appends each event given to :meth:`export` as one JSON line; see the module docstring.
+
+    ``EventExporter(output_dir)`` creates ``output_dir`` (and its parents) if missing and a new
+    file ``events-YYYYMMDD-HHMMSS.json`` in it, mode 0600; :attr:`path` is the file being
+    written. ``max_bytes`` (0: never rotate), ``backups`` and ``fsync`` are as in the
+    ``export:`` configuration section. The constructor raises ValueError for a negative
+    ``max_bytes`` or ``backups`` and OSError when the directory or file cannot be created;
+    after that, nothing raises but :meth:`export` after :meth:`close`.
+
+    Threading: :meth:`export` and :meth:`close` may be called from any number of threads; lines
+    are written one at a time, each whole. :attr:`errors` counts the events whose line could
+    not be written (or, with ``fsync``, synced).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike[str], *, max_bytes: int = 100 * 1024 * 1024,
+                 backups: int = 5, fsync: bool = False) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be at least 0, got {max_bytes}")
+        if backups < 0:
+            raise ValueError(f"backups must be at least 0, got {backups}")
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.fsync = fsync
+        self.errors = 0
+        """Events not exported (or, with ``fsync``, not synced) because writing failed."""
+        self._directory = Path(output_dir)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._failing = 0  # events lost since writing last worked (0: writing works)
+        self._rotation_failing = False
+        os.makedirs(self._directory, exist_ok=True)
+        fd, self._path = _claim_file(self._directory, "events", ".json", _FILE_MODE,
+                                     os.O_APPEND)
+        self._fd: int | None = None
+        self._file = (0, 0)  # (st_dev, st_ino) of the file being written
+        self._size = 0  # its size: the lines written whole
+        self._adopt(fd)
+
+    @classmethod
+    def from_config(cls, config: Config) -> EventExporter:
+        """An exporter writing to ``config.output_dir`` with the ``export:`` settings.
+
+        It does not look at ``json_export``: whether to export is the caller's decision.
+        Raises OSError as the constructor does.
+        """
+        export = config.export
+        return cls(config.output_dir, max_bytes=export.max_bytes, backups=export.backups,
+                   fsync=export.fsync)
+
+    @property
+    def path(self) -> Path:
+        """The file lines are written to now (rotated files are this name + ``.1`` ...)."""
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    # ------------------------------------------------------------------ writing
+
+    def export(self, event: MatchedEvent) -> None:
+        """Append ``event``'s line (:func:`event_record`) to the file.
+
+        Returns once the line is written through to the OS (and synced, with ``fsync``). A
+        failure to write is logged and counted, never raised. Raises RuntimeError after
+        :meth:`close`.
+        """
+        if self._closed:
+            raise RuntimeError(f"the event exporter for {self._path} is closed")
+        line = orjson.dumps(event_record(event)) + b"\n"
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the event exporter for {self._path} is closed")
+            try:
+                self._write(line)
+            except OSError as exc:
+                self._failed(exc)
+                return
+            if self._failing:
+                logger.info("event export %s: writing works again; %d events were not "
+                            "exported", self._path, self._failing)
+                self._failing = 0
+
+    def _write(self, line: bytes) -> None:
+        """Write one line (lock held): reopen if needed, rotate if due, write, sync."""
+        fd = self._current()
+        if self.max_bytes and self._size and self._size + len(line) > self.max_bytes:
+            fd = self._rotate(fd)
+        start = self._size
+        done = 0
+        try:
+            done = os.write(fd, line)
+            while done < len(line):  # a short write: the rest, then (usually) the error
+                written = os.write(fd, memoryview(line)[done:])
+                if written <= 0:
+                    raise OSError(errno.EIO, "the write made no progress", str(self._path))
+                done += written
+        except OSError:
+            if done:
+                self._cut(fd, start)
+            raise
+        self._size = start + len(line)
+        if self.fsync:
+            os.fsync(fd)
+
+    def _current(self) -> int:
+        """The descriptor to write to, (re)opening the file when needed (lock held).
+
+        The path is checked on each call: if the file was deleted or replaced, writing goes
+        on in a new file under the same name (its lines would be lost otherwise).
+        """
+        fd = self._fd
+        if fd is not None:
+            try:
+                stat = os.stat(self._path)
+            except _GONE:
+                stat = None
+            except OSError:
+                return fd  # cannot tell (say, EACCES on a parent): keep writing where we were
+            if stat is not None and _identity(stat) == self._file:
+                self._size = stat.st_size
+                return fd
+            self._fd = None
+            _close_quietly(fd)
+            previous = self._path
+            fd = self._reopen()
+            logger.warning("event export %s: the file was deleted or replaced; continuing in "
+                           "a new file %s", previous, self._path)
+            return fd
+        return self._reopen()
+
+    def _reopen(self) -> int:
+        """Open the file again, or create it (and the directory) again (lock held)."""
+        try:
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | _BINARY)
+        except _GONE:
+            pass
+        else:
+            try:
+                stat = os.fstat(fd)
+            except OSError:
+                _close_quietly(fd)
+                raise
+            if _identity(stat) == self._file:
+                if stat.st_size > self._size:
+                    self._cut(fd, self._size)  # a line half-written when writing failed
+                self._adopt(fd)
+                return fd
+            _close_quietly(fd)  # another file took the name: never write into it
+            fd, self._path = _claim_file(self._directory, "events", ".json", _FILE_MODE,
+                                         os.O_APPEND)
+            return self._adopt(fd)
+        os.makedirs(self._directory, exist_ok=True)
+        return self._create()
+
+    def _create(self) -> int:
+        """Create the file under its name, or under a new one if that is taken (lock held)."""
+        try:
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _BINARY,
+                         _FILE_MODE)
+        except FileExistsError:
+            fd, self._path = _claim_file(self._directory, "events", ".json", _FILE_MODE,
+                                         os.O_APPEND)
+        self._adopt(fd)
+        self._sync_directory()
+        return fd
+
+    def _adopt(self, fd: int) -> int:
+        """Make ``fd`` the current file (lock held, or in the constructor)."""
+        if hasattr(os, "fchmod"):
+            # Created 0600 already (a umask only narrows); this also covers a reopen. A file
+            # system without modes may refuse.
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, _FILE_MODE)
+        try:
+            stat = os.fstat(fd)
+        except OSError:
+            _close_quietly(fd)
+            raise
+        self._fd = fd
+        self._file = _identity(stat)
+        self._size = stat.st_size
+        return fd
+
+    def _rotate(self, fd: int) -> int:
+        """Start a new file (lock held): rename the backups up, or empty the file.
+
+        If that fails, the line goes to the current file anyway (larger than ``max_bytes``
+        is better than lost), a WARNING says so once, and the next line tries again.
+        """
+        base = str(self._path)
+        try:
+            if not self.backups:
+                os.ftruncate(fd, 0)
+            else:
+                # Move up the run .1, .2 ... .k that exists (.backups is replaced: dropped).
+                # Files past a gap are older still; a failed rotation leaves .1 free, so
+                # trying again never pushes the backups further out.
+                run = 0
+                while run < self.backups - 1 and os.path.lexists(f"{base}.{run + 1}"):
+                    run += 1
+                for number in range(run, 0, -1):
+                    os.replace(f"{base}.{number}", f"{base}.{number + 1}")
+                os.replace(base, f"{base}.1")
+        except OSError as exc:
+            if not self._rotation_failing:
+                self._rotation_failing = True
+                logger.warning("event export %s: cannot rotate: %s; writing on past max_bytes "
+                               "(tried again with each event)", self._path, exc)
+            return fd
+        if self._rotation_failing:
+            self._rotation_failing = False
+            logger.info("event export %s: rotating works again", self._path)
+        if not self.backups:
+            self._size = 0
+            return fd
+        self._fd = None
+        _close_quietly(fd)
+        return self._create()
+
+    def _cut(self, fd: int, size: int) -> None:
+        """Cut a half-written line off (best effort: the next reopen tries again)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+
+    def _sync_directory(self) -> None:
+        """With ``fsync``, make a new file's name durable too (best effort)."""
+        if not self.fsync or not hasattr(os, "O_DIRECTORY"):
+            return
+        try:
+            fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _failed(self, exc: OSError) -> None:
+        """Count a lost line; log the first failure of a series (lock held)."""
+        self.errors += 1
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _close_quietly(fd)  # reopened with the next event
+        if not self._failing:
+            logger.error("event export %s: cannot write: %s; events are not exported until "
+                         "writing works again (tried again with each event)", self._path, exc)
+        self._failing += 1
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the file; :meth:`export` raises RuntimeError from now on. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            _close_quietly(fd)
+        if self._failing:
+            logger.warning("event export %s: closed while writing failed; %d events were not "
+                           "exported", self._path, self._failing)
+
+    def __enter__(self) -> EventExporter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<EventExporter {str(self._path)!r} {state}, {self.errors} errors>"

@@ -1,0 +1,180 @@
+"""Logging for the ``faro`` command: :func:`setup_logging`.
+
+The library never configures logging: it only logs, on the ``faro`` logger and its children
+(``faro.controller``, ``faro.events`` for one INFO line per matched event, ``faro.export``...).
+The ``faro`` command calls :func:`setup_logging`, which configures the ``faro`` logger only
+(never the root logger): its level from ``log_level``, one handler writing to the console
+(stderr) and one to ``{output_dir}/logs/faro-YYYYMMDD-HHMMSS.log``, both in one format::
+
+    2026-11-22T10:15:02.123Z INFO faro.events: CONFIG [ADDED] v1/configmaps default/web (UID: 1234)
+
+(UTC, milliseconds). It also turns the ``faro`` logger's ``propagate`` off, so a root logger
+configured too (``logging.basicConfig``) does not print faro's lines a second time.
+:meth:`LoggingSetup.close` undoes all of it. Embedders usually skip this module and configure
+``logging.getLogger("faro")`` themselves; see docs/logging.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, TextIO
+
+from faro.export import _claim_file
+
+if TYPE_CHECKING:
+    from faro.config import Config
+
+__all__ = [
+    "LOG_FORMAT",
+    "LoggingSetup",
+    "UTCFormatter",
+    "log_level",
+    "setup_logging",
+]
+
+LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The format of every line :func:`setup_logging` writes (``asctime`` as :class:`UTCFormatter`
+writes it)."""
+
+_LEVELS: Final[dict[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
+
+# setup_logging and LoggingSetup.close change one logger's handlers, level and propagate
+# together; this keeps two threads doing so from interleaving.
+_lock = threading.Lock()
+
+
+def log_level(name: str) -> int:
+    """The :mod:`logging` level of a configuration ``log_level`` (``"fatal"`` is CRITICAL).
+
+    Case-insensitive; raises ValueError for a name that is not one of
+    :data:`faro.config.LOG_LEVELS`.
+    """
+    try:
+        return _LEVELS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {name!r} (allowed: {', '.join(_LEVELS)})") from None
+
+
+class UTCFormatter(logging.Formatter):
+    """A formatter whose ``%(asctime)s`` is UTC with milliseconds: ``2026-11-22T10:15:02.123Z``."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console handler of one :class:`LoggingSetup` (the type marks it as faro's)."""
+
+    owner: LoggingSetup | None = None
+
+
+class _FileHandler(logging.FileHandler):
+    """The file handler of one :class:`LoggingSetup` (the type marks it as faro's)."""
+
+    owner: LoggingSetup | None = None
+
+
+class LoggingSetup:
+    """What :func:`setup_logging` changed on the ``faro`` logger; :meth:`close` undoes it.
+
+    ``log_file`` is the file the lines are written to, ``level`` the ``faro`` logger's level.
+    :meth:`close` removes and closes exactly the two handlers this setup added and restores
+    the logger's level and ``propagate`` as they were before; it is idempotent, and also runs
+    when another :func:`setup_logging` call replaces this one. Thread-safe. Usable as a
+    context manager (closing on exit).
+    """
+
+    def __init__(self, logger: logging.Logger, handlers: tuple[logging.Handler, ...],
+                 log_file: Path, level: int, previous_level: int,
+                 previous_propagate: bool) -> None:
+        """Made by :func:`setup_logging` only."""
+        self.log_file = log_file
+        self.level = level
+        self.handlers = handlers
+        self._logger = logger
+        self._previous_level = previous_level
+        self._previous_propagate = previous_propagate
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran (directly or because a later setup replaced this one)."""
+        return self._closed
+
+    def close(self) -> None:
+        """Remove and close this setup's handlers; restore the level and ``propagate``."""
+        with _lock:
+            self._close()
+
+    def _close(self) -> None:  # _lock held
+        if self._closed:
+            return
+        self._closed = True
+        for handler in self.handlers:
+            self._logger.removeHandler(handler)
+            handler.close()  # the file handler closes its file; the console stays open
+        self._logger.setLevel(self._previous_level)
+        self._logger.propagate = self._previous_propagate
+
+    def __enter__(self) -> LoggingSetup:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else logging.getLevelName(self.level)
+        return f"<LoggingSetup {str(self.log_file)!r} {state}>"
+
+
+def setup_logging(config: Config, *, console: TextIO | None = None) -> LoggingSetup:
+    """Configure the ``faro`` logger as the ``faro`` command runs it (see the module docstring).
+
+    Sets the ``faro`` logger's level from ``config.log_level``, adds a handler writing to
+    ``console`` (default: ``sys.stderr`` as it is when called) and one writing to a new file
+    ``{config.output_dir}/logs/faro-YYYYMMDD-HHMMSS.log`` (UTC; the directories are created;
+    an existing file is never reused: ``...-2.log`` then), and sets ``propagate = False``.
+    The root logger and every other logger are left alone.
+
+    Calling it again while an earlier setup is open replaces that setup: the earlier one is
+    closed first (its handlers removed, the level and ``propagate`` restored), so lines are
+    never written twice, and closing the new one restores the logger as it was before the
+    earlier one. Raises OSError when the log file cannot be created (nothing is changed then).
+    """
+    level = log_level(config.log_level)
+    directory = Path(config.output_dir) / "logs"
+    os.makedirs(directory, exist_ok=True)
+    fd, log_file = _claim_file(directory, "faro", ".log", 0o666)
+    os.close(fd)
+    formatter = UTCFormatter(LOG_FORMAT)
+    file_handler = _FileHandler(log_file, mode="a", encoding="utf-8")
+    console_handler = _ConsoleHandler(console if console is not None else sys.stderr)
+    handlers: tuple[logging.Handler, ...] = (console_handler, file_handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logger = logging.getLogger("faro")
+    with _lock:
+        for handler in list(logger.handlers):
+            if isinstance(handler, _ConsoleHandler | _FileHandler) and handler.owner is not None:
+                handler.owner._close()
+        setup = LoggingSetup(logger, handlers, log_file, level, logger.level, logger.propagate)
+        console_handler.owner = file_handler.owner = setup
+        logger.setLevel(level)
+        logger.propagate = False
+        for handler in handlers:
+            logger.addHandler(handler)
+    return setup
