@@ -28,6 +28,7 @@ from faro.clock import Clock, RealClock
 from faro.events import MatchedEvent
 from faro.metrics import ControllerMetrics
 from faro.workqueue import RateLimiter, RateLimitingQueue, ShutDown
+from faro.workqueue.metrics import QueueMetrics
 
 logger = logging.getLogger("faro.controller")
 
@@ -98,14 +99,16 @@ class Delivery:
 
     def __init__(self, *, name: str, workers: int, max_retries: int,
                  metrics: ControllerMetrics, clock: Clock | None = None,
-                 rate_limiter: RateLimiter[ObjectKey] | None = None) -> None:
+                 rate_limiter: RateLimiter[ObjectKey] | None = None,
+                 queue_metrics: QueueMetrics[ObjectKey] | None = None) -> None:
         self.name = name
         self.workers = workers
         self.max_retries = max_retries
         self._metrics = metrics
         self._clock: Clock = clock if clock is not None else RealClock()
+        # queue_metrics: the work queue's own series (workqueue_*, name label = ``name``).
         self._queue: RateLimitingQueue[ObjectKey] = RateLimitingQueue(
-            name, rate_limiter=rate_limiter, clock=self._clock)
+            name, rate_limiter=rate_limiter, clock=self._clock, metrics=queue_metrics)
         self._lock = threading.Lock()
         self._buffers: dict[ObjectKey, deque[_Pending]] = {}
         self.handlers: tuple[Callee, ...] = ()

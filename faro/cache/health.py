@@ -33,6 +33,10 @@ class InformerHealth:
     relists: dict[str, int] = field(default_factory=dict)
     failing_since: float | None = None
     """When the current run of failures began (None while the last attempt succeeded)."""
+    started_at: float | None = None
+    """When the informer's list/watch loop started (None before)."""
+    synced_at: float | None = None
+    """When its first list was in the store and reported (None before)."""
 
     @property
     def healthy(self) -> bool:

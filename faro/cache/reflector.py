@@ -124,6 +124,8 @@ class Reflector:
         self._last_error: str | None = None
         self._last_error_time: float | None = None
         self._failing_since: float | None = None
+        self._started_at: float | None = None
+        self._synced_at: float | None = None
         self._last_event_time: float | None = None
         self._events = 0
         self._malformed = 0
@@ -160,11 +162,14 @@ class Reflector:
                 events=self._events, malformed_lines=self._malformed,
                 handler_errors=0, transform_errors=self._transform_errors,
                 watch_restarts=dict(self._watch_restarts),
-                relists=dict(self._relists), failing_since=self._failing_since)
+                relists=dict(self._relists), failing_since=self._failing_since,
+                started_at=self._started_at, synced_at=self._synced_at)
 
     def run(self) -> None:
         """List and watch until :meth:`stop`; never raises."""
         self._running = True
+        with self._counter_lock:
+            self._started_at = time.time()
         retrying = tenacity.Retrying(
             wait=self._backoff, sleep=self._sleep, reraise=True,
             retry=tenacity.retry_if_exception(lambda _exc: not self._stop.is_set()),
@@ -298,6 +303,8 @@ class Reflector:
         self._probe = False
         self._succeeded()
         if not self._synced.is_set():
+            with self._counter_lock:
+                self._synced_at = time.time()
             with self._state:
                 self._synced.set()
                 self._state.notify_all()
