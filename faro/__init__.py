@@ -29,7 +29,11 @@ from faro.controller import ActiveInformers, Controller
 from faro.discovery import APIResource, Discovery, DiscoveryError
 from faro.errors import ApiStatusError, FaroError
 from faro.events import EventHandler, EventType, JSONMiddleware, MatchedEvent
+from faro.export import EventExporter, event_record
 from faro.gvr import GroupVersionResource
+from faro.logs import LoggingSetup, setup_logging
+from faro.metrics import ControllerMetrics
+from faro.server import MetricsServer, MetricsServerError
 
 __version__ = "0.1.0"
 
@@ -41,8 +45,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "Controller",
+    "ControllerMetrics",
     "Discovery",
     "DiscoveryError",
+    "EventExporter",
     "EventHandler",
     "EventType",
     "ExportConfig",
@@ -50,12 +56,17 @@ __all__ = [
     "GroupVersionResource",
     "JSONMiddleware",
     "KubernetesClient",
+    "LoggingSetup",
     "MatchedEvent",
     "MetricsConfig",
+    "MetricsServer",
+    "MetricsServerError",
     "NamespaceConfig",
     "NormalizedConfig",
     "ResourceConfig",
     "ResourceRule",
     "__version__",
+    "event_record",
     "load_config",
+    "setup_logging",
 ]

@@ -417,6 +417,9 @@ def _check_metrics(metrics: MetricsConfig, path: str) -> None:
     url_path = _required_string(metrics.path, _join(path, "path"), "a URL path")
     if not url_path.startswith("/"):
         raise _Invalid(_join(path, "path"), f"must start with '/', got {url_path!r}")
+    if url_path in ("/healthz", "/readyz"):
+        raise _Invalid(_join(path, "path"), f"{url_path} is the health probe's path; choose "
+                                            "another (default /metrics)")
     _required_string(metrics.bind_addr, _join(path, "bind_addr"), "an address to listen on")
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -38,8 +39,10 @@ from faro.events import (
     MatchedEvent,
     MiddlewareFunc,
 )
+from faro.export import EventExporter
 from faro.gvr import GroupVersionResource
 from faro.metrics import ControllerMetrics
+from faro.server import MetricsServer
 from faro.workqueue import ShutDown, WorkQueue
 
 logger = logging.getLogger("faro.controller")
@@ -142,7 +145,7 @@ class Controller:
         self.metrics = metrics if metrics is not None else ControllerMetrics()
         self._delivery = Delivery(name=name, workers=config.workers,
                                   max_retries=config.max_retries, metrics=self.metrics,
-                                  clock=clock)
+                                  clock=clock, queue_metrics=self.metrics.queue_metrics())
         self._delivery.observers = (_log_event,)
         self._lock = threading.RLock()  # state below; reconcile holds it while it works
         self._configs: dict[NormalizedConfig, bool] = dict.fromkeys(config.normalized, False)
@@ -155,8 +158,13 @@ class Controller:
         self._ready_callback: Callable[[], object] | None = None
         self._ready = threading.Event()
         self._stopped = threading.Event()
-        self._changes: WorkQueue[str] = WorkQueue(f"{name}-changes")
+        self._changes: WorkQueue[str] = WorkQueue(f"{name}-changes",
+                                                  metrics=self.metrics.queue_metrics())
         self._threads: list[threading.Thread] = []
+        self._manager: threading.Thread | None = None
+        self._server: MetricsServer | None = None
+        self._exporter: EventExporter | None = None
+        self._events_file: Path | None = None
         self._warned_cluster_scoped: set[NormalizedConfig] = set()
         self._builtin: dict[GroupVersionResource, _Served] = {}  # found at start: fixed
         self._crd_groups: set[str] = set()  # groups seen defined by a CRD
@@ -218,20 +226,99 @@ class Controller:
         while its list or watch keeps failing, or before its first sync; "too
         long" is ``config.unhealthy_after_sec``.
         """
-        if not self._ready.is_set() or self._stopped.is_set():
-            return False
+        return self._readiness()[0]
+
+    def _readiness(self) -> tuple[bool, str]:
+        """``is_ready()`` and why not (the /readyz answer); never waits for the lock."""
+        if self._stopped.is_set():
+            return False, "controller stopped"
+        if self._state == "new":
+            return False, "controller not started yet"
         limit = self.config.unhealthy_after_sec
         now = time.time()
-        with self._lock:
-            watched = [(s.informer, s.started_at) for s in self._streams.values()]
-            watched += [(w, self._started_at) for w in (self._crds, self._namespaces)
-                        if w is not None]
-        for informer, started_at in watched:
+        unsynced: list[str] = []
+        unhealthy: list[str] = []
+        for description, informer, started_at in self._watched():
             health = informer.health()
+            if not health.synced:
+                unsynced.append(description)
             since = started_at if not health.synced else health.failing_since
             if since is not None and now - since > limit:
-                return False
-        return True
+                problem = "not synced" if not health.synced else "failing"
+                error = f": {health.last_error}" if health.last_error else ""
+                unhealthy.append(f"informer {description} {problem} for {now - since:.1f}s "
+                                 f"(unhealthy_after_sec {limit:g}){error}")
+        if not self._ready.is_set():
+            waiting = f": {', '.join(unsynced)}" if unsynced else ""
+            return False, f"informers not synced yet{waiting}"
+        if unhealthy:
+            return False, "; ".join(unhealthy)
+        return True, "ok"
+
+    def _liveness(self) -> tuple[bool, str]:
+        """Started, not stopped, and every thread alive (the /healthz answer); never waits."""
+        if self._stopped.is_set():
+            return False, "controller stopped"
+        if self._state != "started":
+            return True, "starting"
+        dead: list[str] = []
+        ended = sum(1 for exited in list(self._delivery._exited.values()) if exited.is_set())
+        if ended:
+            dead.append(f"{ended} of {self.config.workers} worker threads")
+        manager = self._manager
+        if manager is not None and not manager.is_alive():
+            dead.append(f"the manager thread {manager.name}")
+        for description, informer, _ in self._watched():
+            health = informer.health()
+            # Not running after it started: its thread ended. A stream stopped meanwhile
+            # (removed from the plan) is not a death: check it is still ours.
+            if health.started_at is not None and not health.running and \
+                    self._owns(informer) and not self._stopped.is_set():
+                dead.append(f"the informer thread of {description}")
+        if dead:
+            return False, "dead: " + ", ".join(dead)
+        return True, "ok"
+
+    def _watched(self) -> list[tuple[str, SharedInformer, float]]:
+        """Every running informer (streams and watchers): description, informer, start time.
+
+        Read without the lock (which reconcile and start hold while they talk to the
+        API server): copying a dict is atomic under the GIL.
+        """
+        streams = list(self._streams.values())
+        watched = [(str(s.key), s.informer, s.started_at) for s in streams]
+        watched += [(f"{w.resource} (the controller's watcher)", w, self._started_at)
+                    for w in (self._crds, self._namespaces) if w is not None]
+        return watched
+
+    def _owns(self, informer: SharedInformer) -> bool:
+        return informer is self._crds or informer is self._namespaces or any(
+            s.informer is informer for s in list(self._streams.values()))
+
+    @property
+    def events_file(self) -> Path | None:
+        """The JSON event file (``json_export: true``), once :meth:`start` opened it.
+
+        It stays set after :meth:`stop`. Rotated files sit beside it (``.1``, ``.2``...);
+        docs/export.md describes a line.
+        """
+        exporter = self._exporter
+        return exporter.path if exporter is not None else self._events_file
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` the metrics and probes are served on while the controller runs.
+
+        The actual port when ``metrics.port`` is 0; None when metrics are disabled,
+        before :meth:`start` and after :meth:`stop`.
+        """
+        server = self._server
+        if server is None or self._stopped.is_set():
+            return None
+        try:
+            return server.address
+        except RuntimeError:
+            return None
 
     def wait_until_ready(self, timeout: float | None = None) -> bool:
         """Block until ready (True), or until ``timeout`` seconds passed or stop (False)."""
@@ -343,7 +430,12 @@ class Controller:
     def start(self) -> None:
         """Discover the cluster's resources, start informers and workers, and return.
 
-        Raises :class:`~faro.config.ConfigError` when the configuration names a
+        With ``config.metrics.enabled`` it first starts serving metrics and the
+        probes (see :attr:`metrics_address`), before anything else.
+
+        Raises :class:`~faro.server.MetricsServerError` when the metrics port
+        cannot be bound (then nothing was started),
+        :class:`~faro.config.ConfigError` when the configuration names a
         resource the cluster can never serve (a built-in group without it; the
         message lists close matches), the client's errors when the cluster
         cannot be reached, and RuntimeError when called twice. Resources of
@@ -353,11 +445,21 @@ class Controller:
         with self._lock:
             if self._state != "new":
                 raise RuntimeError(f"{self!r} was already started")
-            self._configs.update(self._staged)
-            self._staged = {}
-            errors = self._check_resources(self._configs)
-            if errors:
-                raise ConfigError(self.config.source, errors[0][0].source, errors[0][1])
+            self._start_server()
+            try:
+                if self.config.json_export:
+                    self._exporter = EventExporter.from_config(self.config)
+                    self._delivery.observers = (self._exporter.export,
+                                                *self._delivery.observers)
+                self._configs.update(self._staged)
+                self._staged = {}
+                errors = self._check_resources(self._configs)
+                if errors:
+                    raise ConfigError(self.config.source, errors[0][0].source, errors[0][1])
+            except BaseException:
+                self._stop_server(forget=True)
+                self._close_exporter()
+                raise
             self._state = "started"
             self._started_at = time.time()
             try:
@@ -365,7 +467,7 @@ class Controller:
                 self._ensure_watchers()
                 self._reconcile()
                 initial = list(self._streams.values())
-                self._spawn(self._manage, "changes")
+                self._manager = self._spawn(self._manage, "changes")
                 self._spawn(lambda: self._await_ready(initial), "ready")
             except BaseException:
                 self._state = "new"
@@ -390,7 +492,8 @@ class Controller:
     def stop(self, timeout: float | None = 30.0) -> bool:
         """Stop informers, deliver what is queued, and end every thread; idempotent.
 
-        Waits at most ``timeout`` seconds in all (None: no limit). Returns True
+        Waits at most ``timeout`` seconds in all (None: no limit). The metrics
+        server stops last (until then /healthz and /readyz answer 503). Returns True
         if every thread ended in time; otherwise False, after logging which
         handler is still running for which object (its worker thread is left
         behind). Events waiting for a retry are not delivered (logged). Safe to
@@ -413,11 +516,15 @@ class Controller:
         for informer in informers:
             informer.stop(timeout=0)
         finished = all([informer.stop(remaining()) for informer in informers])
+        for informer in informers:
+            self.metrics.retire_informer(informer)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(remaining())
                 finished = finished and not thread.is_alive()
         finished = self._delivery.stop(remaining()) and finished
+        self._close_exporter()  # after the workers: every delivered event was written
+        self._stop_server()  # last: a scrape during shutdown still answers
         if first:
             logger.info("controller %s stopped%s", self.name,
                         "" if finished else " (some threads did not end in time)")
@@ -433,10 +540,37 @@ class Controller:
 
     # ------------------------------------------------------------------ threads
 
-    def _spawn(self, target: Callable[[], None], role: str) -> None:
+    def _spawn(self, target: Callable[[], None], role: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=f"{self.name}-{role}", daemon=True)
         self._threads.append(thread)
         thread.start()
+        return thread
+
+    def _start_server(self) -> None:
+        """Serve metrics and probes if the configuration asks (raises MetricsServerError)."""
+        settings = self.config.metrics
+        if not settings.enabled:
+            return
+        server = MetricsServer(self.metrics.registry, host=settings.bind_addr,
+                               port=settings.port, path=settings.path,
+                               healthz=self._liveness, readyz=self._readiness, name=self.name)
+        server.start()
+        self._server = server
+
+    def _close_exporter(self) -> None:
+        exporter, self._exporter = self._exporter, None
+        if exporter is not None:
+            self._events_file = exporter.path
+            self._delivery.observers = tuple(o for o in self._delivery.observers
+                                             if o != exporter.export)
+            exporter.close()
+
+    def _stop_server(self, *, forget: bool = False) -> None:
+        server = self._server
+        if server is not None:
+            server.stop()
+            if forget:
+                self._server = None
 
     def _manage(self) -> None:
         """Reconcile the informers whenever namespaces or CRDs changed (coalesced)."""
@@ -543,6 +677,7 @@ class Controller:
                                       on_delete=self._changed)
             setattr(self, attribute, watcher)
             watcher.start()
+            self.metrics.track_informer(watcher)
             # The plan depends on what they hold: wait for their first list (bounded).
             if not watcher.wait_for_sync(timeout=WATCHER_SYNC_TIMEOUT):
                 logger.warning("controller %s: %s did not sync in %.0f s (health: %s); the "
@@ -640,6 +775,7 @@ class Controller:
             stream = self._streams.pop(key)
             gone = self._gone(stream)
             stream.informer.stop()
+            self.metrics.retire_informer(stream.informer)
             logger.info("controller %s: stopped the informer for %s%s", self.name, key,
                         f" ({gone})" if gone else "")
             if gone:
@@ -659,6 +795,7 @@ class Controller:
             informer.add_event_handler(_StreamHandler(self, stream))
             self._streams[key] = stream
             informer.start()
+            self.metrics.track_informer(informer)
             logger.info("controller %s: started an informer for %s", self.name, key)
 
     def _gone(self, stream: _Stream) -> str:

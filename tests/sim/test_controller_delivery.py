@@ -7,8 +7,10 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import timezone
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from faro import MatchedEvent
@@ -357,3 +359,50 @@ def test_a_handler_may_stop_its_own_controller(
     eventually(lambda: results)
     assert results == [True]
     assert not controller.is_ready()
+
+
+# ------------------------------------------------------------------- the JSON event export
+
+
+def test_the_json_export_writes_each_event_once_after_the_middlewares(
+        cluster: SimulatedCluster, controllers: Controllers, tmp_path: Path) -> None:
+    attempts: dict[str, int] = {}
+
+    def fail_first_two_adds(event: MatchedEvent) -> bool:
+        if event.event_type != "ADDED":
+            return False
+        attempts[event.key] = attempts.get(event.key, 0) + 1
+        return attempts[event.key] <= 2
+
+    flaky = Events("flaky", fail=fail_first_two_adds)
+    controller = controllers.make(
+        {**WATCH_DEFAULT, "json_export": True, "output_dir": str(tmp_path)}, flaky,
+        start=False)
+    controller.add_json_middleware(lambda event: (
+        {**event.object, "metadata": {**event.object["metadata"], "labels": {"seen": "yes"}}},
+        not event.name.startswith("skip-")))
+    controller.start()
+    assert controller.wait_until_ready(DEADLINE)
+    path = controller.events_file
+    assert path is not None and path.parent == tmp_path and path.name.startswith("events-")
+    created = cluster.create(configmap("app", labels={"tier": "web"}))
+    cluster.create(configmap("skip-me"))
+    for version in range(2, 6):
+        cluster.patch("v1", "ConfigMap", "app", {"data": {"v": str(version)}},
+                      namespace="default")
+    cluster.delete("v1", "ConfigMap", "app", namespace="default")
+    flaky.wait_key("default/app", "ADDED", *["UPDATED"] * 4, "DELETED")
+    assert controller.stop(DEADLINE)
+    assert controller.events_file == path
+
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    # The ADDED was handled three times (two failures) but written once; every line carries
+    # the middleware's object; the dropped object has no line.
+    assert [line["eventType"] for line in lines] == ["ADDED"] + ["UPDATED"] * 4 + ["DELETED"]
+    assert [int(line["resourceVersion"]) for line in lines] == \
+        sorted(int(line["resourceVersion"]) for line in lines)
+    assert {line["uid"] for line in lines} == {created["metadata"]["uid"]}
+    assert all(line["labels"] == {"seen": "yes"} and line["name"] == "app" and
+               line["namespace"] == "default" and line["gvr"] == "v1/configmaps"
+               for line in lines)
+    assert attempts["default/app"] == 3

@@ -690,10 +690,12 @@ def test_unknown_keys_are_rejected_with_a_suggestion_and_the_allowed_keys(
     ("export: {backups: 1.5}", "export.backups", "expected an integer, got the number 1.5"),
     ("export: {fsync: sometimes}", "export.fsync", "expected true or false, got the string "
                                                    "'sometimes'"),
-    ("export: {rotate: 1}", "export.rotate", "unknown key 'rotate' (allowed keys: max_bytes, backups, "
-                                      "fsync)"),
+    ("export: {rotate: 1}", "export.rotate",
+     "unknown key 'rotate' (allowed keys: max_bytes, backups, fsync)"),
     ("metrics: {path: metrics}", "metrics.path", "must start with '/', got 'metrics'"),
     ("metrics: {path: ''}", "metrics.path", "must not be empty (expected a URL path)"),
+    ("metrics: {path: /readyz}", "metrics.path",
+     "/readyz is the health probe's path; choose another (default /metrics)"),
     ("metrics: {bind_addr: ' '}", "metrics.bind_addr",
      "must not be empty (expected an address to listen on)"),
     ("output_dir: ''", "output_dir", "must not be empty (expected a directory)"),
