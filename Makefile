@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 VENV_PY := $(VENV)/bin/python
 # Written after a successful install; re-made whenever pyproject.toml changes.
@@ -32,8 +33,8 @@ $(STAMP): pyproject.toml
 	$(VENV_PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: install ## Run the simulated-cluster demo (examples/simulated_cluster.py)
-	$(VENV_PY) examples/simulated_cluster.py
+demo: install ## Run faro against the built-in simulated cluster (faro demo; DEMO_ARGS=...)
+	$(VENV)/bin/faro demo $(DEMO_ARGS)
 
 test: install ## Run the whole test suite (extra pytest options: PYTEST_ARGS=...)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
@@ -50,5 +51,5 @@ bench: install ## Run the benchmarks (options: BENCH_ARGS=...)
 check: lint typecheck test ## Lint, type-check and test
 
 clean: ## Remove .venv, build artefacts, caches and output/
-	rm -rf $(VENV) build dist .eggs *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .tox output
+	rm -rf $(VENV) build dist .eggs *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .tox output faro-demo-output
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -296,6 +296,11 @@ class Controller:
             s.informer is informer for s in list(self._streams.values()))
 
     @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called (by anyone: a handler, auto shutdown, a signal)."""
+        return self._stopped.is_set()
+
+    @property
     def events_file(self) -> Path | None:
         """The JSON event file (``json_export: true``), once :meth:`start` opened it.
 

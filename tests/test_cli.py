@@ -1,22 +1,33 @@
-"""The ``faro`` command: version, help, usage errors and ``faro sim`` as a real process."""
+"""The ``faro`` command: version, help, usage errors, and every command as a real process.
+
+``faro run``, ``discover`` and ``demo`` run as subprocesses (``python -m faro``); the cluster
+is a ``SimulatedCluster`` in this process, over plain HTTP (the Python client sends its token
+over HTTP). Tests wait for output lines with deadlines, never with sleep.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, config
 
 import faro
-from faro.cli import main
-from tests.sim.kube import LineReader
+from faro.cli import _with_implied_run, main
+from faro.gvr import GroupVersionResource
+from faro.testing import SimulatedCluster
+from tests.sim.helpers import crd, eventually
+from tests.sim.kube import DEADLINE, LineReader, unique
 
 ROOT = Path(faro.__file__).resolve().parent.parent
 STARTUP = 30.0  # seconds a fresh interpreter may take to import and start serving
@@ -257,3 +268,704 @@ def test_sim_signals_reach_only_the_main_thread(tmp_path: Path, sim_process: lis
             else:
                 assert stops <= blocked, f"thread {tid} can take SIGINT/SIGTERM"
     assert sim.stop()[0] == 0
+
+
+# ================================================================= faro run, validate, ...
+
+STOP = 40.0  # `faro run` gives its controller 30 s to stop; the rest is interpreter exit
+ERROR = "faro: error: "
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[SimulatedCluster]:
+    """An HTTP simulator in this process, shared by the module's tests (they use unique
+    names, and the namespaces they create)."""
+    with SimulatedCluster(tls=False) as sim:
+        yield sim
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(ERROR)]
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def kubeconfig_for(path: Path, server: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    return path
+
+
+def configmap(name: str, namespace: str, **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels}}
+
+
+def new_namespace(cluster: SimulatedCluster, prefix: str) -> str:
+    name = unique(prefix)
+    cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+def watch_config(tmp_path: Path, namespace: str, extra: str = "") -> Path:
+    return write(tmp_path / "config.yaml", f"""\
+        resources:
+          - gvr: v1/configmaps
+            namespace_names: [{namespace}]
+        {extra}""")
+
+
+# `faro run` with one more handler, added through main()'s documented `configure` hook in a
+# subprocess (nothing of faro is patched): it prints each event on stdout and, when
+# FARO_TEST_BLOCK is set, never returns, so that stop() has to wait for its worker; when
+# FARO_TEST_STOP is set, it stops the controller.
+HANDLER_PRELUDE = """\
+import os, sys, threading
+import faro.cli
+release = threading.Event()
+controllers = []
+def handler(event):
+    print(f"handled {event.event_type.value} {event.key}", flush=True)
+    if os.environ.get("FARO_TEST_BLOCK"):
+        release.wait()
+    if os.environ.get("FARO_TEST_STOP"):
+        controllers[0].stop()
+def configure(controller):
+    controllers.append(controller)
+    controller.add_event_handler(handler)
+sys.exit(faro.cli.main(sys.argv[1:], configure=configure))
+"""
+
+
+class FaroRun:
+    """A running ``faro`` process, stdout and stderr merged, read line by line."""
+
+    def __init__(self, cwd: Path, *args: str, prelude: str = "",
+                 env: dict[str, str] | None = None) -> None:
+        argv = [sys.executable, "-c", prelude, *args] if prelude else \
+            [sys.executable, "-m", "faro", *args]
+        self.reader = LineReader(argv, env={**_env(), **(env or {})}, cwd=cwd,
+                                 merge_stderr=True)
+
+    @property
+    def pid(self) -> int:
+        return self.reader.process.pid
+
+    def line(self, text: str, timeout: float = DEADLINE) -> str:
+        """The first output line (already read or to come) containing ``text``."""
+        for seen in self.reader.seen:
+            if text in seen:
+                return seen
+        return self.reader.wait_for(lambda line: text in line, timeout=timeout)
+
+    def ready(self) -> FaroRun:
+        self.line("faro is ready", timeout=STARTUP)
+        return self
+
+    def signal(self, signum: int) -> None:
+        self.reader.process.send_signal(signum)
+
+    def finish(self, timeout: float = STOP) -> tuple[int, list[str]]:
+        """Wait for the exit; returns (exit code, every output line)."""
+        rest = self.reader.rest(timeout=timeout)
+        return self.reader.process.returncode, self.reader.seen + rest
+
+
+@pytest.fixture
+def faro_runs() -> Iterator[list[FaroRun]]:
+    """Collects the FaroRun processes a test starts and ends any still running."""
+    started: list[FaroRun] = []
+    yield started
+    for run in started:
+        run.reader.close()
+
+
+# ------------------------------------------------------------------------ help, arguments
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["-h"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for command in ("run", "validate", "discover", "sim", "demo"):
+        assert f" {command} " in text
+    assert "-config=FILE" in text  # the Go-style form is documented
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "discover", "sim", "demo"])
+def test_every_command_has_help_and_version(
+    command: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "-h"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: faro {command}")
+    with pytest.raises(SystemExit) as done:
+        main([command, "--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"faro {faro.__version__}\n"
+
+
+def test_run_help_lists_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "-h"])
+    text = capsys.readouterr().out
+    for flag in ("--config", "--output-dir", "--log-level", "--auto-shutdown", "--kubeconfig",
+                 "--context", "--metrics-port", "--json-export", "--no-json-export"):
+        assert flag in text
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--config", "f"], ["run", "--config", "f"]),
+    (["-config=f", "-auto-shutdown=1"], ["run", "--config=f", "--auto-shutdown=1"]),
+    (["-log-level", "debug", "-output-dir", "d", "-config", "f"],
+     ["run", "--log-level", "debug", "--output-dir", "d", "--config", "f"]),
+    (["run", "-config=f", "-kubeconfig", "k"], ["run", "--config=f", "--kubeconfig", "k"]),
+    (["run", "--config", "-", "--", "-config"], ["run", "--config", "-", "--", "-config"]),
+    (["-h"], ["-h"]),
+    (["--version"], ["--version"]),
+    (["sim", "-port"], ["sim", "-port"]),
+    (["validate", "-config"], ["validate", "-config"]),
+    (["--bogus"], ["--bogus"]),
+])
+def test_bare_and_go_style_arguments_mean_faro_run(argv: list[str],
+                                                    expected: list[str]) -> None:
+    assert _with_implied_run(argv) == expected
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run"], "the following arguments are required: --config"),
+    (["run", "--config", "{config}", "--bogus"], "unrecognized arguments: --bogus"),
+    (["--config", "{config}", "--colour"], "unrecognized arguments: --colour"),
+    (["--config", "{config}", "--conf", "x"], "unrecognized arguments: --conf x"),
+    (["--config", "{config}", "--log-level", "loud"],
+     "argument --log-level: unknown log level 'loud'"),
+    (["-config={config}", "-auto-shutdown=-1"],
+     "argument --auto-shutdown: must not be negative, got -1.0"),
+    (["--config", "{config}", "--auto-shutdown", "soon"],
+     "argument --auto-shutdown: invalid float value: 'soon'"),
+    (["--config", "{config}", "--metrics-port", "70000"],
+     "argument --metrics-port: must be between 0 and 65535, got 70000"),
+    (["--config", "{config}", "--output-dir", ""], "argument --output-dir: must not be empty"),
+    (["demo", "--timeout", "0"], "argument --timeout: must be positive"),
+])
+def test_run_with_bad_arguments_exits_2_with_its_usage(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write(tmp_path / "config.yaml", "resources: [{gvr: v1/configmaps}]\n")
+    with pytest.raises(SystemExit) as done:
+        main([arg.replace("{config}", str(config)) for arg in args])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: faro {'demo' if args[0] == 'demo' else 'run'} ")
+    assert message in err
+    assert not (tmp_path / "output").exists()  # nothing was set up
+
+
+# -------------------------------------------------------------------------------- validate
+
+NAMESPACE_CENTRIC = """\
+    output_dir: /var/faro
+    json_export: true
+    metrics: {enabled: true, port: 9090}
+    namespaces:
+      - name_selector: production
+        resources:
+          "v1/pods": {label_selector: "app=nginx"}
+          "apps/v1/deployments": {}
+      - name_selector: "team-.*"
+        resources:
+          "v1/configmaps": {name_selector: "config-.*"}
+          "batch/v1/jobs": {field_selector: "status.successful=1"}
+    """
+
+RESOURCE_CENTRIC = """\
+    auto_shutdown_sec: 60
+    resources:
+      - gvr: v1/configmaps
+        namespace_names: [default, "team-.*"]
+        label_selector: "app=web"
+      - gvr: v1/configmaps
+        label_selector: "app=web"
+      - gvr: v1/namespaces
+        scope: Cluster
+        name_selector: "prod-.*"
+      - gvr: v1/secrets
+        namespace_names: [default]
+        name_selector: db
+    """
+
+
+def test_validate_prints_the_plan_of_a_namespace_centric_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "ns.yaml", NAMESPACE_CENTRIC)
+
+    assert main(["validate", str(path)]) == 0
+
+    out = capsys.readouterr().out
+    lines = [line.strip() for line in out.splitlines()]
+    assert lines[0] == f"{path}: valid: 4 entries, 4 informers"
+    assert "[1] v1/pods in namespace production" in lines
+    assert "label selector (server-side): app=nginx" in lines
+    assert "[2] apps/v1/deployments in namespace production" in lines
+    assert ("[3] v1/configmaps in namespaces matching 'team-.*' (resolved at runtime: one "
+            "informer per matching namespace)") in lines
+    assert ("entry namespaces[1].resources[v1/configmaps]: names matching 'config-.*' "
+            "(client-side)") in lines
+    assert "field selector (server-side): status.successful=1" in lines
+    assert "shared by" not in out
+    assert "JSON export:    on: /var/faro/events-YYYYMMDD-HHMMSS.json (rotated at 100 MiB, " \
+        "5 kept)" in lines
+    assert "log file:       /var/faro/logs/faro-YYYYMMDD-HHMMSS.log (level info)" in lines
+    assert "metrics:        http://0.0.0.0:9090/metrics (and /healthz, /readyz)" in lines
+    assert "auto shutdown:  never (runs until SIGINT or SIGTERM)" in lines
+
+
+def test_validate_shows_shared_informers_and_client_side_filters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "res.yaml", RESOURCE_CENTRIC)
+
+    assert main(["validate", str(path)]) == 0
+
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == f"{path}: valid: 5 entries, 3 informers"
+    # One all-namespaces request serves the entry for every namespace and the two
+    # single-namespace scopes with the same selector: faro filters those by namespace.
+    start = lines.index("[1] v1/configmaps in all namespaces, shared by 3 entries")
+    assert lines[start + 1:start + 5] == [
+        "label selector (server-side): app=web",
+        "entry resources[0]: only namespace default (filtered by faro)",
+        "entry resources[0]: only namespaces matching 'team-.*' (resolved at runtime, "
+        "filtered by faro)",
+        "entry resources[1]",
+    ]
+    assert "[2] v1/namespaces cluster-wide (Cluster-scoped)" in lines
+    assert "entry resources[2]: names matching 'prod-.*' (client-side); scope Cluster" in lines
+    # An exact name is a server-side field selector.
+    assert "[3] v1/secrets in namespace default" in lines
+    assert "field selector (server-side): metadata.name=db" in lines
+    assert "JSON export:    off" in lines
+    assert "metrics:        off" in lines
+    assert "auto shutdown:  after 60 s" in lines
+
+
+def test_validate_output_json_is_the_plan_for_programs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "res.yaml", RESOURCE_CENTRIC)
+
+    assert main(["validate", "--output", "json", str(path)]) == 0
+
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["valid"] is True
+    assert [(i["gvr"], i["namespace"], i["label_selector"], i["field_selector"])
+            for i in plan["informers"]] == [
+        ("v1/configmaps", None, "app=web", None), ("v1/namespaces", None, None, None),
+        ("v1/secrets", "default", None, "metadata.name=db")]
+    shared = plan["informers"][0]["entries"]
+    assert [(e["source"], e["namespace"], e["namespace_pattern"]) for e in shared] == [
+        ("resources[0]", "default", None), ("resources[0]", None, "team-.*"),
+        ("resources[1]", None, None)]
+    assert plan["informers"][1]["cluster_scoped"] is True
+    assert plan["informers"][1]["entries"][0]["name_pattern"] == "prod-.*"
+    assert plan["settings"]["events_file"] is None
+    assert plan["settings"]["metrics"]["url"] is None
+    assert plan["config"]["auto_shutdown_sec"] == 60
+
+
+def test_validate_an_empty_file_says_it_watches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", str(write(tmp_path / "empty.yaml", ""))]) == 0
+    out = capsys.readouterr().out
+    assert ": valid: 0 entries, 0 informers" in out
+    assert "watches nothing" in out
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("metrics: {port: 70000}\n", "metrics.port: must be between 0 and 65535, got 70000"),
+    ("resources: [{gvr: v1/pods, namespace_names: [Prod]}]\n",
+     "resources[0].namespace_names[0]: 'Prod' is not a valid namespace name"),
+    ("namespaces: [\n", "invalid YAML"),
+])
+def test_validate_an_invalid_file_exits_2_with_one_line(
+    text: str, error: str, tmp_path: Path,
+) -> None:
+    write(tmp_path / "config.yaml", text)
+
+    done = run_faro("validate", "config.yaml", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"{ERROR}config.yaml: {error}")
+    assert len(done.stderr.splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_json_reports_an_invalid_file_on_stdout_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "config.yaml", "workers: 0\n")
+
+    assert main(["validate", "-o", "json", str(path)]) == 2
+
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"source": str(path), "valid": False, "error": {
+        "path": "workers", "problem": "must be at least 1, got 0",
+        "message": f"{path}: workers: must be at least 1, got 0"}}
+    assert err == f"{ERROR}{path}: workers: must be at least 1, got 0\n"
+
+
+def test_validate_a_missing_file_exits_2(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err == \
+        f"{ERROR}{tmp_path / 'nope.yaml'}: cannot read the file: No such file or directory\n"
+
+
+# ---------------------------------------------------------------------- run: failing early
+
+
+def test_run_with_a_missing_config_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    done = run_faro("--config", "nope.yaml", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert done.stderr == f"{ERROR}nope.yaml: cannot read the file: No such file or directory\n"
+    assert done.stdout == ""
+    assert not (tmp_path / "output").exists()
+
+
+def test_run_with_an_invalid_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    write(tmp_path / "config.yaml", "metrics: {enabled: true, port: 70000}\n")
+
+    done = run_faro("run", "--config", "config.yaml", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert done.stderr == \
+        f"{ERROR}config.yaml: metrics.port: must be between 0 and 65535, got 70000\n"
+    assert not (tmp_path / "output").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "discover"])
+def test_an_unreachable_cluster_exits_1_with_one_line(command: str, tmp_path: Path) -> None:
+    port = closed_port()
+    kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{port}")
+    write(tmp_path / "config.yaml", "resources: [{gvr: v1/configmaps}]\n")
+    args = ["--config", "config.yaml"] if command == "run" else []
+
+    done = run_faro(command, *args, "--kubeconfig", "kc", cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    assert error_lines(done.stderr) == [
+        f"{ERROR}cannot reach the Kubernetes API server at http://127.0.0.1:{port}: "
+        "connection refused (from kubeconfig kc (context c))"]
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    if command == "run":  # the error is in the log file as well
+        [log] = (tmp_path / "output" / "logs").glob("faro-*.log")
+        assert "connection refused" in log.read_text()
+
+
+@pytest.mark.parametrize(("kubeconfig", "context", "problem"), [
+    ("garbage", None, "kubeconfig kc: while parsing a flow node"),
+    ("sim", "nosuch", "kubeconfig kc: context 'nosuch' not found; available contexts: c"),
+    (None, None, "no usable Kubernetes configuration: kubeconfig kc: no such file"),
+])
+def test_run_with_a_bad_kubeconfig_exits_1_with_one_line(
+    kubeconfig: str | None, context: str | None, problem: str, tmp_path: Path,
+) -> None:
+    if kubeconfig == "garbage":
+        (tmp_path / "kc").write_text("clusters: [\n")
+    elif kubeconfig == "sim":
+        kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{closed_port()}")
+    write(tmp_path / "config.yaml", "resources: [{gvr: v1/configmaps}]\n")
+    extra = ["--context", context] if context else []
+
+    done = run_faro("run", "--config", "config.yaml", "--kubeconfig", "kc", *extra,
+                    cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    [line] = error_lines(done.stderr)
+    assert line.startswith(ERROR + problem)
+    assert "Traceback" not in done.stderr
+
+
+def test_run_with_a_resource_the_cluster_does_not_serve_exits_2_with_a_suggestion(
+    tmp_path: Path, cluster: SimulatedCluster,
+) -> None:
+    write(tmp_path / "config.yaml", "resources: [{gvr: v1/configmaps}, {gvr: v1/pod}]\n")
+
+    done = run_faro("run", "--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path,
+                    cwd=tmp_path)
+
+    assert done.returncode == 2, done.stderr
+    assert error_lines(done.stderr) == [f"{ERROR}config.yaml: resources[1]: the cluster does "
+                                        "not serve v1/pod; did you mean v1/pods?"]
+    assert "Traceback" not in done.stderr
+    assert "faro is ready" not in done.stderr
+
+
+def test_run_with_the_metrics_port_in_use_exits_1_with_one_line(
+    tmp_path: Path, cluster: SimulatedCluster,
+) -> None:
+    write(tmp_path / "config.yaml", "metrics: {bind_addr: 127.0.0.1}\n"
+                                    "resources: [{gvr: v1/configmaps}]\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        done = run_faro("--config", "config.yaml", "--metrics-port", str(port),
+                        "--kubeconfig", cluster.kubeconfig_path, cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    [line] = error_lines(done.stderr)
+    assert line.startswith(f"{ERROR}cannot serve metrics on 127.0.0.1:{port}: ")
+    assert "Address already in use" in line
+    assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------ run against a cluster
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_reports_events_and_stops_cleanly_on_a_signal(
+    signum: signal.Signals, tmp_path: Path, cluster: SimulatedCluster,
+    faro_runs: list[FaroRun],
+) -> None:
+    namespace = new_namespace(cluster, "cli-run")
+    watch_config(tmp_path, namespace)
+    run = FaroRun(tmp_path, "run", "--config", "config.yaml",
+                  "--kubeconfig", cluster.kubeconfig_path)
+    faro_runs.append(run)
+    run.ready()
+
+    created = cluster.create(configmap("web", namespace))
+    other = unique("web")
+    cluster.create(configmap(other, "default"))  # another namespace: not reported
+    uid = created["metadata"]["uid"]
+    event = run.line(f"CONFIG [ADDED] v1/configmaps {namespace}/web (UID: {uid})")
+    run.signal(signum)
+    code, lines = run.finish()
+
+    assert code == 0, "\n".join(lines)
+    assert " INFO faro.events: " in event
+    assert any(f"received {signum.name}: stopping" in line for line in lines)
+    assert lines[-1].endswith("INFO faro.cli: faro stopped")
+    assert not any(f"default/{other}" in line for line in lines)
+    assert not any("Traceback" in line for line in lines)
+    [log] = (tmp_path / "output" / "logs").glob("faro-*.log")
+    assert f"CONFIG [ADDED] v1/configmaps {namespace}/web" in log.read_text()
+
+
+def test_a_second_signal_while_stopping_exits_at_once(
+    tmp_path: Path, cluster: SimulatedCluster, faro_runs: list[FaroRun],
+) -> None:
+    """A handler that never returns makes stop() wait its 30 s for the worker; a second
+    signal must not: it exits with 1 at once (worker threads are not daemons)."""
+    namespace = new_namespace(cluster, "cli-slow")
+    watch_config(tmp_path, namespace)
+    run = FaroRun(tmp_path, "--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path,
+                  prelude=HANDLER_PRELUDE, env={"FARO_TEST_BLOCK": "1"})
+    faro_runs.append(run)
+    run.ready()
+    cluster.create(configmap("stuck", namespace))
+    run.line(f"handled ADDED {namespace}/stuck")  # the handler is now blocked
+
+    run.signal(signal.SIGTERM)
+    run.line("received SIGTERM: stopping")
+    run.signal(signal.SIGINT)
+    code, lines = run.finish(timeout=10)  # far less than the 30 s stop() would wait
+
+    assert code == 1
+    assert "received SIGINT again while stopping: exiting at once" in lines[-1]
+    assert not any("faro stopped" in line for line in lines)
+
+
+def test_run_ends_with_exit_0_when_a_handler_stops_the_controller(
+    tmp_path: Path, cluster: SimulatedCluster, faro_runs: list[FaroRun],
+) -> None:
+    namespace = new_namespace(cluster, "cli-handler-stop")
+    watch_config(tmp_path, namespace)
+    run = FaroRun(tmp_path, "--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path,
+                  prelude=HANDLER_PRELUDE, env={"FARO_TEST_STOP": "1"})
+    faro_runs.append(run)
+    run.ready()
+    cluster.create(configmap("last", namespace))
+
+    code, lines = run.finish()  # no signal, no auto shutdown: the handler's stop() ends it
+
+    assert code == 0
+    assert any("the controller was stopped (by a handler)" in line for line in lines)
+    assert "faro stopped" in lines[-1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_run_signals_reach_only_the_main_thread(
+    tmp_path: Path, cluster: SimulatedCluster, faro_runs: list[FaroRun],
+) -> None:
+    namespace = new_namespace(cluster, "cli-mask")
+    watch_config(tmp_path, namespace, "metrics: {enabled: true, port: 0, bind_addr: 127.0.0.1}")
+    run = FaroRun(tmp_path, "--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path)
+    faro_runs.append(run)
+    run.ready()
+    stops = {signal.SIGINT.value, signal.SIGTERM.value}
+    # The ready line may come while the main thread is still in start(), which blocks the
+    # signals only while it starts threads: they are pending then, and delivered after.
+    eventually(lambda: not stops & _blocked_signals(run.pid, run.pid))
+
+    tasks = [int(t.name) for t in Path(f"/proc/{run.pid}/task").iterdir()]
+    assert len(tasks) >= 5  # main, informer, workers, manager, metrics...
+    for tid in tasks:
+        if tid != run.pid:
+            assert stops <= _blocked_signals(run.pid, tid), \
+                f"thread {tid} can take SIGINT/SIGTERM"
+    run.signal(signal.SIGTERM)
+    assert run.finish()[0] == 0
+
+
+@pytest.mark.parametrize("form", ["bare", "go"])
+def test_bare_and_go_style_forms_run_and_auto_shutdown_exits_0(
+    form: str, tmp_path: Path, cluster: SimulatedCluster,
+) -> None:
+    namespace = new_namespace(cluster, "cli-bare")
+    watch_config(tmp_path, namespace)
+    cluster.create(configmap("present", namespace))
+    if form == "bare":  # --output-dir also puts the log and the JSON events there
+        args = ["--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path,
+                "--auto-shutdown", "2", "--output-dir", "elsewhere", "--json-export"]
+        env = _env()
+    else:  # as the Go original is run: one dash, '=' or a space, the cluster from KUBECONFIG
+        args = ["-config=config.yaml", "-auto-shutdown=2", "-output-dir", "elsewhere"]
+        env = {**_env(), "KUBECONFIG": cluster.kubeconfig_path}
+
+    done = subprocess.run([sys.executable, "-m", "faro", *args], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=STARTUP + STOP,
+                          check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert "faro is ready" in done.stderr
+    # 2 s: the informer has listed long before (the ready line and the event need that).
+    assert "auto shutdown after 2 s: stopping" in done.stderr
+    assert not (tmp_path / "output").exists()
+    [log] = (tmp_path / "elsewhere" / "logs").glob("faro-*.log")
+    assert "faro stopped" in log.read_text()
+    events = list((tmp_path / "elsewhere").glob("events-*.json"))
+    if form == "bare":
+        [path] = events
+        assert f"writing matched events as JSON lines to {Path('elsewhere') / path.name}" \
+            in done.stderr
+        [line] = path.read_bytes().splitlines()
+        assert json.loads(line)["name"] == "present"
+    else:
+        assert events == []  # json_export is off in the file
+
+
+def test_log_level_warning_hides_the_event_lines(
+    tmp_path: Path, cluster: SimulatedCluster, faro_runs: list[FaroRun],
+) -> None:
+    namespace = new_namespace(cluster, "cli-quiet")
+    watch_config(tmp_path, namespace, "log_level: debug")  # the flag wins over the file
+    run = FaroRun(tmp_path, "--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path,
+                  "--log-level", "warning", prelude=HANDLER_PRELUDE)
+    faro_runs.append(run)
+    cluster.create(configmap("quiet", namespace))
+
+    run.line(f"handled ADDED {namespace}/quiet", timeout=STARTUP)  # delivered, not logged
+    run.signal(signal.SIGTERM)
+    code, lines = run.finish()
+
+    assert code == 0
+    assert lines == [f"handled ADDED {namespace}/quiet"]  # no INFO line, no event line
+
+
+# -------------------------------------------------------------------------------- discover
+
+
+def test_discover_lists_watchable_resources_sorted_and_new_crds(
+    tmp_path: Path, cluster: SimulatedCluster,
+) -> None:
+    done = run_faro("discover", "--kubeconfig", cluster.kubeconfig_path, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert rows[0] == ["GVR", "SCOPE", "KIND", "SHORTNAMES"]
+    assert ["v1/configmaps", "Namespaced", "ConfigMap", "cm"] in rows
+    assert ["v1/namespaces", "Cluster", "Namespace", "ns"] in rows
+    assert ["apps/v1/deployments", "Namespaced", "Deployment", "deploy"] in rows
+    gvrs = [GroupVersionResource.parse(row[0]) for row in rows[1:]]
+    assert gvrs == sorted(gvrs, key=lambda g: (g.group, g.resource, g.version))
+    assert all(g.group == "" for g in gvrs[:3])  # the core group first
+    group = f"{unique('cli')}.example.com"
+    assert not any(g.group == group for g in gvrs)
+
+    cluster.create(crd(group=group, plural="gadgets", kind="Gadget", scope="Cluster"))
+    done = run_faro("discover", "--kubeconfig", cluster.kubeconfig_path, "-o", "json",
+                    cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    found = [r for r in json.loads(done.stdout) if r["group"] == group]
+    assert found == [{"gvr": f"{group}/v1/gadgets", "group": group, "version": "v1",
+                      "resource": "gadgets", "kind": "Gadget", "scope": "Cluster",
+                      "short_names": [], "preferred": True, "verbs": found[0]["verbs"]}]
+    assert {"list", "watch"} <= set(found[0]["verbs"])
+
+
+# ------------------------------------------------------------------------------------ demo
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["https", "http"])
+def test_demo_runs_by_itself_and_says_where_its_files_are(tls: bool, tmp_path: Path) -> None:
+    prelude = "" if tls else f"{HIDE_CRYPTOGRAPHY}\n"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{prelude}import runpy; runpy.run_module('faro', "
+         "run_name='__main__')", "demo", "--output-dir", "out"],
+        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=STARTUP + 60,
+        check=False)
+
+    err = done.stderr
+    scheme = "https" if tls else "http"
+    assert f"demo: simulated Kubernetes API server at {scheme}://127.0.0.1:" in err
+    assert ("(plain HTTP: install faro[sim] for HTTPS)" in err) is not tls
+    for line in ("CONFIG [ADDED] v1/namespaces demo ", "CONFIG [ADDED] apps/v1/deployments "
+                 "demo/web ", "CONFIG [UPDATED] apps/v1/deployments demo/web ",
+                 "CONFIG [ADDED] v1/configmaps demo/settings ",
+                 "CONFIG [UPDATED] v1/configmaps demo/settings ",
+                 "CONFIG [DELETED] v1/configmaps demo/settings ",
+                 "CONFIG [ADDED] v1/namespaces team-a ",
+                 "CONFIG [ADDED] v1/configmaps team-a/settings "):
+        assert err.count(line) == 1, (line, err)
+    for filtered in ("demo/scratch ", "team-a/other ", "sandbox "):  # filtered out
+        assert f"] v1/configmaps {filtered}" not in err and f"] v1/namespaces {filtered}" \
+            not in err
+    assert "faro is ready" in err
+    out = done.stdout
+    assert "faro demo: all 8 expected events arrived" in out, out + err
+    [log] = (tmp_path / "out" / "logs").glob("faro-*.log")
+    assert f"Log file:       {Path('out') / 'logs' / log.name}" in out
+    assert (tmp_path / "out" / "faro-demo.yaml").is_file()
+    # The JSON events file is written by the controller (json_export: true).
+    json_lines = [line for line in out.splitlines() if line.startswith("JSON events:")]
+    assert json_lines and "(8 events)" in json_lines[0], out
+    path = tmp_path / json_lines[0].split()[2]
+    assert path.is_file()
+    assert len(path.read_bytes().splitlines()) == 8
+    assert done.returncode == 0, out + err

@@ -99,9 +99,12 @@ class LineReader:
     """A subprocess whose stdout lines are read on a thread and awaited with a deadline."""
 
     def __init__(self, argv: list[str], *, env: dict[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None) -> None:
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env=env, cwd=cwd)
+                 cwd: str | os.PathLike[str] | None = None, merge_stderr: bool = False) -> None:
+        """Start ``argv``; with ``merge_stderr`` its stderr lines are read as output too."""
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            text=True, env=env, cwd=cwd)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         self._thread = threading.Thread(target=self._read, daemon=True)
