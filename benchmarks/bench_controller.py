@@ -10,10 +10,11 @@ measured client run is a fresh ``clients.py`` process.
   watch. Rate = events / (the client's ``time.time()`` at its last counted
   event - the simulator's ``time.time()`` just before the release): the whole
   way from the server through the client (for ``faro-controller``: informer,
-  per-object buffer, work queue, 3 workers, a no-op handler that counts).
-  Same machine, same clock. Baseline: ``reader`` (urllib3 + orjson). The
-  official client's informer and ``Watch`` and, when an interpreter with
-  kopf is given, kopf are reference rows.
+  per-object buffer, work queue, 3 workers, a no-op handler that counts;
+  ``faro-run`` adds what ``faro run`` does: the JSON export, metrics and an
+  event log line per event to a file). Same machine, same clock. Baseline:
+  ``reader`` (urllib3 + orjson). The official client's informer and ``Watch``
+  and, when an interpreter with kopf is given, kopf are reference rows.
 - ``controller_latency``: the client watches the empty namespace; the
   simulator then creates ConfigMaps at a steady ``rate`` per second for
   ``seconds`` seconds (paced against a monotonic schedule), each carrying its
@@ -40,8 +41,8 @@ from typing import Any
 
 from bench_informer import CLIENTS, HELD_TIMEOUT, BenchError, SimProcess, _finish_client, _kill
 
-THROUGHPUT_VARIANTS = ("reader", "faro-controller", "official-informer", "official-watch",
-                       "kopf")
+THROUGHPUT_VARIANTS = ("reader", "faro-controller", "faro-run", "official-informer",
+                       "official-watch", "kopf")
 LATENCY_VARIANTS = ("reader", "faro", "faro-controller")
 THROUGHPUT_BUDGET = 3.0  # seconds of counting after the first event, for every variant
 THROUGHPUT_TARGET = 0.5  # faro-controller events/s >= 0.5 x reader

@@ -293,15 +293,28 @@ def throughput_official_watch(args: argparse.Namespace) -> dict[str, Any]:
     return counter.result()
 
 
-def _controller(args: argparse.Namespace, handler: Callable[[Any], object]) -> Any:
-    """faro's Controller on ``v1/configmaps`` in the namespace: 3 workers, no JSON export."""
-    from faro import Config, Controller, KubernetesClient
+def _controller(args: argparse.Namespace, handler: Callable[[Any], object],
+                outputs: bool = False) -> Any:
+    """faro's Controller on ``v1/configmaps`` in the namespace, 3 workers.
 
-    config = Config.from_dict({
-        "json_export": False,
+    With ``outputs``, what ``faro run`` adds: the JSON export, metrics served on a free
+    port, and ``setup_logging`` at info (an event line per event to the log file and to
+    a console that is /dev/null); otherwise none of them.
+    """
+    import tempfile
+
+    from faro import Config, Controller, KubernetesClient, setup_logging
+
+    settings: dict[str, Any] = {
         "workers": 3,
         "resources": [{"gvr": "v1/configmaps", "namespace_names": [args.namespace]}],
-    })
+    }
+    if outputs:
+        settings.update(json_export=True, output_dir=tempfile.mkdtemp(prefix="faro-bench-"),
+                        metrics={"enabled": True, "port": 0, "bind_addr": "127.0.0.1"})
+    config = Config.from_dict(settings)
+    if outputs:
+        setup_logging(config, console=open(os.devnull, "w"))  # noqa: SIM115 (process-long)
     controller = Controller(KubernetesClient(api_client(args.kubeconfig)), config)
     controller.add_event_handler(handler)
     controller.start()
@@ -312,6 +325,14 @@ def throughput_faro_controller(args: argparse.Namespace) -> dict[str, Any]:
     """faro's Controller (informer, per-object buffer, queue, 3 workers); the handler counts."""
     counter = ThreadedCounter(args.count, args.budget)
     _controller(args, counter.hit)
+    wait(counter, args.timeout)
+    return counter.result()
+
+
+def throughput_faro_run(args: argparse.Namespace) -> dict[str, Any]:
+    """faro's Controller as ``faro run`` runs it: JSON export, metrics and event log lines."""
+    counter = ThreadedCounter(args.count, args.budget)
+    _controller(args, counter.hit, outputs=True)
     wait(counter, args.timeout)
     return counter.result()
 
@@ -458,6 +479,7 @@ VARIANTS: dict[tuple[str, str], Callable[[argparse.Namespace], dict[str, Any]]] 
     ("official-informer", "throughput"): throughput_official_informer,
     ("official-watch", "throughput"): throughput_official_watch,
     ("faro-controller", "throughput"): throughput_faro_controller,
+    ("faro-run", "throughput"): throughput_faro_run,
     ("kopf", "throughput"): throughput_kopf,
     ("reader", "latency"): latency_reader,
     ("faro", "latency"): latency_faro,

@@ -826,8 +826,9 @@ class Controller:
 
 
 def _log_event(event: MatchedEvent) -> None:
-    event_logger.info("CONFIG [%s] %s %s (UID: %s)", event.event_type.value, event.gvr,
-                      event.key, event.uid or "-")
+    if event_logger.isEnabledFor(logging.INFO):  # before reading the event's fields
+        event_logger.info("CONFIG [%s] %s %s (UID: %s)", event.event_type.value, event.gvr,
+                          event.key, event.uid or "-")
 
 
 def _slim_definition(obj: dict[str, Any]) -> dict[str, Any]:
