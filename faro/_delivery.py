@@ -141,6 +141,10 @@ class Delivery:
         with self._lock:
             return sum(len(buffer) for buffer in self._buffers.values())
 
+    def ended_workers(self) -> int:
+        """Worker threads whose loop has ended (all of them after :meth:`stop`)."""
+        return sum(1 for exited in list(self._exited.values()) if exited.is_set())
+
     def busy(self) -> list[Busy]:
         """What each worker is running now (handlers only; idle workers are left out)."""
         return [Busy(callee.name, event.gvr, event.key, since)

@@ -621,7 +621,7 @@ class _PlannedInformer:
 
     @property
     def cluster_scoped(self) -> bool:
-        return bool(self.entries) and all(e.scope == "Cluster" for e in self.entries)
+        return bool(self.entries) and all(_cluster_scoped(e) for e in self.entries)
 
     def target(self) -> str:
         if self.namespace is not None:
@@ -633,7 +633,10 @@ class _PlannedInformer:
 
     def entry_notes(self, entry: NormalizedConfig) -> list[str]:
         notes: list[str] = []
-        if entry.namespace is not None and self.namespace is None:
+        if self.cluster_scoped and (entry.namespace or entry.namespace_pattern):
+            notes.append("its namespace filter does not apply: the resource is cluster-scoped "
+                         "(watched cluster-wide, as the controller warns)")
+        elif entry.namespace is not None and self.namespace is None:
             notes.append(f"only namespace {entry.namespace} (filtered by faro)")
         if entry.namespace_pattern is not None and self.namespace_pattern is None:
             notes.append(f"only namespaces matching {entry.namespace_pattern!r} (resolved at "
@@ -643,6 +646,29 @@ class _PlannedInformer:
         if entry.scope is not None:
             notes.append(f"scope {entry.scope}")
         return notes
+
+
+# Kubernetes' own cluster-scoped resources that a configuration may name: what validate knows
+# of scope without a cluster (an entry's `scope: Cluster` says so for others).
+_CLUSTER_SCOPED = frozenset({
+    "v1/namespaces", "v1/nodes", "v1/persistentvolumes", "v1/componentstatuses",
+    "rbac.authorization.k8s.io/v1/clusterroles",
+    "rbac.authorization.k8s.io/v1/clusterrolebindings",
+    "storage.k8s.io/v1/storageclasses", "storage.k8s.io/v1/csidrivers",
+    "storage.k8s.io/v1/csinodes", "storage.k8s.io/v1/volumeattachments",
+    "apiextensions.k8s.io/v1/customresourcedefinitions",
+    "admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    "admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    "apiregistration.k8s.io/v1/apiservices", "scheduling.k8s.io/v1/priorityclasses",
+    "node.k8s.io/v1/runtimeclasses", "networking.k8s.io/v1/ingressclasses",
+    "certificates.k8s.io/v1/certificatesigningrequests",
+    "flowcontrol.apiserver.k8s.io/v1/flowschemas",
+    "flowcontrol.apiserver.k8s.io/v1/prioritylevelconfigurations",
+})
+
+
+def _cluster_scoped(entry: NormalizedConfig) -> bool:
+    return entry.scope == "Cluster" or str(entry.gvr) in _CLUSTER_SCOPED
 
 
 def _plan(config: Config) -> list[_PlannedInformer]:
@@ -656,7 +682,9 @@ def _plan(config: Config) -> list[_PlannedInformer]:
     """
     informers: dict[tuple[Any, ...], _PlannedInformer] = {}
     for entry in config.normalized:
-        key = (entry.gvr, entry.namespace, entry.namespace_pattern, entry.label_selector,
+        scoped = not _cluster_scoped(entry)
+        key = (entry.gvr, entry.namespace if scoped else None,
+               entry.namespace_pattern if scoped else None, entry.label_selector,
                entry.field_selector)
         informers.setdefault(key, _PlannedInformer(*key, entries=[])).entries.append(entry)
     for key, informer in list(informers.items()):
@@ -713,6 +741,11 @@ def _plan_text(config: Config, plan: list[_PlannedInformer]) -> list[str]:
             notes = informer.entry_notes(entry)
             lines.append(f"      entry {entry.source}" + (f": {'; '.join(notes)}"
                                                           if notes else ""))
+    if any(i.namespace is None and i.namespace_pattern is None and not i.cluster_scoped
+           for i in plan):
+        lines.append("  (Without a cluster faro knows the scope of Kubernetes' own resources "
+                     "only: 'in all namespaces' is one cluster-wide informer if the resource "
+                     "is cluster-scoped; 'scope: Cluster' in an entry says so.)")
     settings = _settings(config)
     export = config.export
     if config.json_export:

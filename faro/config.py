@@ -397,6 +397,9 @@ def _log_level(value: object, path: str) -> str:
     return level
 
 
+PROBE_PATHS: Final[tuple[str, ...]] = ("/healthz", "/readyz")
+"""The paths of the liveness and readiness probes, served beside ``metrics.path``."""
+
 # Top-level settings that are single values: each key's check (which returns the stored value).
 _SCALARS: Final[dict[str, Callable[[object, str], object]]] = {
     "output_dir": lambda v, p: _required_string(v, p, "a directory"),
@@ -417,7 +420,7 @@ def _check_metrics(metrics: MetricsConfig, path: str) -> None:
     url_path = _required_string(metrics.path, _join(path, "path"), "a URL path")
     if not url_path.startswith("/"):
         raise _Invalid(_join(path, "path"), f"must start with '/', got {url_path!r}")
-    if url_path in ("/healthz", "/readyz"):
+    if url_path in PROBE_PATHS:
         raise _Invalid(_join(path, "path"), f"{url_path} is the health probe's path; choose "
                                             "another (default /metrics)")
     _required_string(metrics.bind_addr, _join(path, "bind_addr"), "an address to listen on")

@@ -146,7 +146,7 @@ class Controller:
         self._delivery = Delivery(name=name, workers=config.workers,
                                   max_retries=config.max_retries, metrics=self.metrics,
                                   clock=clock, queue_metrics=self.metrics.queue_metrics())
-        self._delivery.observers = (_log_event,)
+        self._delivery.observers = (self._export, _log_event)
         self._lock = threading.RLock()  # state below; reconcile holds it while it works
         self._configs: dict[NormalizedConfig, bool] = dict.fromkeys(config.normalized, False)
         self._staged: dict[NormalizedConfig, bool] = {}  # add_resources before start_informers
@@ -262,7 +262,7 @@ class Controller:
         if self._state != "started":
             return True, "starting"
         dead: list[str] = []
-        ended = sum(1 for exited in list(self._delivery._exited.values()) if exited.is_set())
+        ended = self._delivery.ended_workers()
         if ended:
             dead.append(f"{ended} of {self.config.workers} worker threads")
         manager = self._manager
@@ -454,8 +454,6 @@ class Controller:
             try:
                 if self.config.json_export:
                     self._exporter = EventExporter.from_config(self.config)
-                    self._delivery.observers = (self._exporter.export,
-                                                *self._delivery.observers)
                 self._configs.update(self._staged)
                 self._staged = {}
                 errors = self._check_resources(self._configs)
@@ -562,12 +560,16 @@ class Controller:
         server.start()
         self._server = server
 
+    def _export(self, event: MatchedEvent) -> None:
+        """The delivery observer that writes the JSON event file (when there is one)."""
+        exporter = self._exporter
+        if exporter is not None:
+            exporter.export(event)
+
     def _close_exporter(self) -> None:
         exporter, self._exporter = self._exporter, None
         if exporter is not None:
             self._events_file = exporter.path
-            self._delivery.observers = tuple(o for o in self._delivery.observers
-                                             if o != exporter.export)
             exporter.close()
 
     def _stop_server(self, *, forget: bool = False) -> None:

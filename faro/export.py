@@ -118,11 +118,9 @@ def event_record(event: MatchedEvent) -> dict[str, Any]:
 
 def _rfc3339(timestamp: datetime) -> str:
     """``2026-11-22T10:15:02.123456Z``; a naive timestamp is taken to be UTC already."""
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=timezone.utc)
-    else:
-        timestamp = timestamp.astimezone(timezone.utc)
-    return f"{timestamp:%Y-%m-%dT%H:%M:%S.%f}Z"
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(timezone.utc).replace(tzinfo=None)
+    return timestamp.isoformat(timespec="microseconds") + "Z"
 
 
 def _strings(mapping: Mapping[Any, Any]) -> dict[str, str]:

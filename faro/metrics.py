@@ -299,10 +299,6 @@ class _InformerCollector:
                 self._retired_last_event[gvr] = max(
                     self._retired_last_event.get(gvr, 0.0), health.last_event_time)
 
-    def tracked(self) -> list[SharedInformer]:
-        with self._lock:
-            return [t.informer for t in self._live.values()]
-
     def _observe_sync(self, tracked: _Tracked, health: InformerHealth) -> None:
         if tracked.sync_observed or health.synced_at is None or health.started_at is None:
             return
@@ -461,7 +457,3 @@ class ControllerMetrics:
         ``faro_informer_last_event_timestamp_seconds``. Unknown informers are ignored.
         """
         self._informers.retire(informer)
-
-    def tracked_informers(self) -> list[SharedInformer]:
-        """The informers tracked now."""
-        return self._informers.tracked()

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.exposition import gzip_accepted
 
+from faro.config import PROBE_PATHS
 from faro.errors import FaroError
 
 logger = logging.getLogger("faro.metrics")
@@ -37,7 +38,6 @@ __all__ = ["MetricsServer", "MetricsServerError", "Probe"]
 Probe = Callable[[], tuple[bool, str]]
 """A probe: ``(ok, text)``; the text is the response body (the reason when not ok)."""
 
-PROBE_PATHS = ("/healthz", "/readyz")
 
 _POLL_INTERVAL = 0.1
 """Seconds between the serving loop's checks for stop() (the most stop() waits for it)."""

@@ -567,6 +567,29 @@ def test_validate_shows_shared_informers_and_client_side_filters(
     assert "auto shutdown:  after 60 s" in lines
 
 
+def test_validate_plans_a_cluster_scoped_resource_cluster_wide_as_the_controller_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The controller ignores a namespace filter on a cluster-scoped resource (one cluster-wide
+    # informer, a warning): validate must show that, not an informer in the namespace.
+    path = write(tmp_path / "ns.yaml", """\
+        namespaces:
+          - name_selector: demo
+            resources:
+              v1/namespaces: {}
+              v1/configmaps: {}
+        """)
+
+    assert main(["validate", str(path)]) == 0
+
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    start = lines.index("[1] v1/namespaces cluster-wide (Cluster-scoped)")
+    assert lines[start + 1] == (
+        "entry namespaces[0].resources[v1/namespaces]: its namespace filter does not apply: "
+        "the resource is cluster-scoped (watched cluster-wide, as the controller warns)")
+    assert "[2] v1/configmaps in namespace demo" in lines
+
+
 def test_validate_output_json_is_the_plan_for_programs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
