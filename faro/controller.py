@@ -563,8 +563,8 @@ class Controller:
     def _export(self, event: MatchedEvent) -> None:
         """The delivery observer that writes the JSON event file (when there is one)."""
         exporter = self._exporter
-        if exporter is not None:
-            exporter.export(event)
+        if exporter is not None and not exporter.export(event):
+            self.metrics.export_errors_total.inc()
 
     def _close_exporter(self) -> None:
         exporter, self._exporter = self._exporter, None

@@ -234,12 +234,12 @@ class EventExporter:
 
     # ------------------------------------------------------------------ writing
 
-    def export(self, event: MatchedEvent) -> None:
+    def export(self, event: MatchedEvent) -> bool:
         """Append ``event``'s line (:func:`event_record`) to the file.
 
-        Returns once the line is written through to the OS (and synced, with ``fsync``). A
-        failure to write is logged and counted, never raised. Raises RuntimeError after
-        :meth:`close`.
+        Returns True once the line is written through to the OS (and synced, with
+        ``fsync``). A failure to write is logged and counted, never raised: it returns
+        False. Raises RuntimeError after :meth:`close`.
         """
         if self._closed:
             raise RuntimeError(f"the event exporter for {self._path} is closed")
@@ -251,11 +251,12 @@ class EventExporter:
                 self._write(line)
             except OSError as exc:
                 self._failed(exc)
-                return
+                return False
             if self._failing:
                 logger.info("event export %s: writing works again; %d events were not "
                             "exported", self._path, self._failing)
                 self._failing = 0
+            return True
 
     def _write(self, line: bytes) -> None:
         """Write one line (lock held): reopen if needed, rotate if due, write, sync."""

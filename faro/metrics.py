@@ -437,6 +437,10 @@ class ControllerMetrics:
         self.events_dropped_total = Counter(
             "faro_events_dropped_total", "Events a JSON middleware dropped (keep=False).",
             registry=self.registry)
+        self.export_errors_total = Counter(
+            "faro_export_errors_total",
+            "Events whose JSON line could not be written to the event file (json_export); "
+            "the log names the file and the error.", registry=self.registry)
         self.work_queues = WorkQueueCollector()
         self.registry.register(self.work_queues)
         self._informers = _InformerCollector()

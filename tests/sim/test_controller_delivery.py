@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Mapping
@@ -406,3 +407,27 @@ def test_the_json_export_writes_each_event_once_after_the_middlewares(
                line["namespace"] == "default" and line["gvr"] == "v1/configmaps"
                for line in lines)
     assert attempts["default/app"] == 3
+
+
+def test_an_export_failure_is_counted_and_the_handlers_still_get_the_event(
+        cluster: SimulatedCluster, controllers: Controllers, tmp_path: Path) -> None:
+    events = Events()
+    out = tmp_path / "out"
+    controller = controllers.make(
+        {**WATCH_DEFAULT, "json_export": True, "output_dir": str(out)}, events)
+    path = controller.events_file
+    assert path is not None
+    cluster.create(configmap("before"))
+    events.wait_key("default/before", "ADDED")
+    # The directory becomes a regular file: the event file can be neither found nor made.
+    shutil.rmtree(out)
+    out.write_bytes(b"in the way\n")
+    cluster.create(configmap("lost"))
+    events.wait_key("default/lost", "ADDED")  # delivered all the same
+    assert sample(controller, "faro_export_errors_total") == 1
+    out.unlink()
+    cluster.create(configmap("after"))
+    events.wait_key("default/after", "ADDED")
+    assert controller.stop(DEADLINE)
+    assert [orjson.loads(line)["name"] for line in path.read_bytes().splitlines()] == ["after"]
+    assert sample(controller, "faro_export_errors_total") == 1

@@ -35,6 +35,7 @@ FAMILIES: dict[str, set[str]] = {
     "faro_events_given_up_total": set(),
     "faro_events_filtered_total": {"gvr"},
     "faro_events_dropped_total": set(),
+    "faro_export_errors_total": set(),
     "faro_informers": {"status"},
     "faro_informer_health": {"gvr", "namespace"},
     "faro_informer_sync_duration_seconds_bucket": {"gvr", "le"},
