@@ -2,9 +2,12 @@
 
 Usage: python benchmarks/run.py [--only NAME ...] [--json PATH] [--events N] [--objects N]
                                 [--repeat N] [--kopf-python PATH]
+       python benchmarks/run.py --only soak [--soak-seconds S] [--soak-rate R]
+                                [--soak-fault-every P]
 
 Every benchmark measures its own baseline in the same run and reports the ratio
 to it, so results compare across machines; targets are reported, never asserted.
+The soak (10 minutes by default) runs only when named: ``--only soak``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_controller
 import bench_informer
 import bench_sim
+import bench_soak
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "sim_emit": lambda a: bench_sim.run(events=a.events, repeat=a.repeat),
@@ -36,7 +40,11 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "controller_throughput": lambda a: bench_controller.run_throughput(
         events=a.events, repeat=a.repeat, kopf=a.kopf_python),
     "controller_latency": lambda a: bench_controller.run_latency(repeat=a.repeat),
+    "soak": lambda a: bench_soak.run(seconds=a.soak_seconds, rate=a.soak_rate,
+                                     fault_every=a.soak_fault_every),
 }
+OPT_IN = {"soak"}
+"""Benchmarks that run only when named with ``--only`` (not in ``make bench``)."""
 
 
 def _number(value: Any) -> str:
@@ -75,10 +83,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="controller_throughput: an interpreter with kopf, orjson and PyYAML "
                              f"for the kopf row (default: ${bench_controller.KOPF_PYTHON_ENV}, "
                              "else this one if it has kopf, else the row is not run)")
+    parser.add_argument("--soak-seconds", type=float, default=600.0,
+                        help="soak (only with --only soak): how long the simulator writes "
+                             "(default 600)")
+    parser.add_argument("--soak-rate", type=float, default=200.0,
+                        help="soak: writes per second (default 200)")
+    parser.add_argument("--soak-fault-every", type=float, default=20.0,
+                        help="soak: seconds between watch drops; every other one also "
+                             "compacts (default 20)")
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     started = time.time()
-    for name in args.only or sorted(BENCHMARKS):
+    for name in args.only or sorted(set(BENCHMARKS) - OPT_IN):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         rows.extend(BENCHMARKS[name](args))
     print(_table(rows))

@@ -29,6 +29,12 @@ stdout (``{"error": "..."}`` when a command fails):
                        Answers ``{"events": N, "rate": achieved writes/s,
                        "max_late_ms": ..., "late_writes": writes over 1 ms
                        behind schedule, "seconds": ...}``
+``soak R S P N PATH``  the soak's writer (``bench_soak.write``): ConfigMap
+                       creates, updates and deletes over N names at R per
+                       second for S seconds, a watch drop (and on every other
+                       one a compaction) every P seconds; writes every
+                       change's [rv, name, type] to PATH as JSON; answers
+                       ``{"writes": N, "faults": [...], "final_rv": N, ...}``
 ``quit``               stop the cluster and exit (so does the end of stdin)
 =====================  ====================================================
 """
@@ -140,6 +146,13 @@ class Session:
                 "max_late_ms": round(late * 1000, 3), "late_writes": late_writes,
                 "seconds": round(last - first, 3)}
 
+    def soak(self, rate: str, seconds: str, fault_every: str, names: str,
+             log_path: str) -> dict[str, Any]:
+        from bench_soak import write
+
+        return write(self.cluster, float(rate), float(seconds), float(fault_every), log_path,
+                     names=int(names))
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -152,7 +165,7 @@ def main() -> int:
             "reset": session.reset, "load": session.load, "burst": session.load,
             "hold": session.hold, "held": session.held, "held?": session.held,
             "wait-held": session.wait_held, "release": session.release,
-            "stream": session.stream,
+            "stream": session.stream, "soak": session.soak,
         }
         out = sys.stdout
 
