@@ -144,6 +144,11 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _builtin("batch", "v1", "jobs", "Job", all_category=True, status=True),
     _builtin("batch", "v1", "cronjobs", "CronJob", short=("cj",), all_category=True, status=True),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
+    _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    _builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
+             namespaced=False),
     _builtin(
         "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
         namespaced=False, short=("crd", "crds"), status=True,
@@ -155,7 +160,8 @@ NAMESPACES = BUILTIN_RESOURCES[0]
 CRDS = BUILTIN_RESOURCES[-1]
 
 # Groups in discovery order (the core group is served separately under /api).
-_BUILTIN_GROUP_ORDER = ("apps", "batch", "coordination.k8s.io", "apiextensions.k8s.io")
+_BUILTIN_GROUP_ORDER = ("apps", "batch", "coordination.k8s.io", "rbac.authorization.k8s.io",
+                        "apiextensions.k8s.io")
 
 
 def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
