@@ -108,7 +108,7 @@ class PrometheusQueueMetrics:
     Prometheus families when scraped.
     """
 
-    __slots__ = ("_bounds", "_gauges", "_retry_lock", "adds", "name", "queue_duration",
+    __slots__ = ("_gauges", "_retry_lock", "adds", "name", "queue_duration",
                  "retries", "work_duration")
 
     def __init__(self, buckets: Sequence[float] = WORKQUEUE_BUCKETS) -> None:
@@ -119,7 +119,6 @@ class PrometheusQueueMetrics:
         self._retry_lock = threading.Lock()
         self.queue_duration = _Buckets(buckets)
         self.work_duration = _Buckets(buckets)
-        self._bounds = self.queue_duration.bounds
 
     def __repr__(self) -> str:
         return f"<PrometheusQueueMetrics {self.name!r} adds={self.adds} retries={self.retries}>"
@@ -143,15 +142,11 @@ class PrometheusQueueMetrics:
 
     def get(self, item: Hashable, queued_seconds: float) -> None:
         """Observe how long the item waited (``workqueue_queue_duration_seconds``)."""
-        histogram = self.queue_duration
-        histogram.counts[bisect_left(self._bounds, queued_seconds)] += 1
-        histogram.sum += queued_seconds
+        self.queue_duration.observe(queued_seconds)
 
     def done(self, item: Hashable, processing_seconds: float) -> None:
         """Observe how long processing took (``workqueue_work_duration_seconds``)."""
-        histogram = self.work_duration
-        histogram.counts[bisect_left(self._bounds, processing_seconds)] += 1
-        histogram.sum += processing_seconds
+        self.work_duration.observe(processing_seconds)
 
     def retry(self) -> None:
         """Count a rate-limited re-add (``workqueue_retries_total``); called without the

@@ -182,6 +182,24 @@ def by_object(events: list[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]]:
     return grouped
 
 
+def compare(events: list[dict[str, Any]], created: list[dict[str, Any]],
+            monitored: list[dict[str, Any]], uids: dict[Key, str]
+            ) -> dict[Key, list[dict[str, Any]]]:
+    """Phase 5: each monitored object has exactly ADDED, UPDATED, DELETED with kubectl's uid
+    (and its namespace); the other created objects have no event. Returns events by object."""
+    grouped = by_object(events)
+    for obj in monitored:
+        key = key_of(obj)
+        history = grouped.get(key, [])
+        assert [e["eventType"] for e in history] == ["ADDED", "UPDATED", "DELETED"], key
+        assert {e["uid"] for e in history} == {uids[key]}, key
+        assert all(e.get("namespace", "") == key[1] for e in history), key
+    for obj in created:
+        if obj not in monitored:
+            assert key_of(obj) not in grouped, f"unmonitored {key_of(obj)} was reported"
+    return grouped
+
+
 def apply_update_delete(kubectl: Kubectl, created: list[dict[str, Any]],
                         changed: list[dict[str, Any]]) -> dict[Key, str]:
     """Phase 2: apply, apply changed, delete; returns the uid kubectl saw for each object."""
@@ -222,16 +240,9 @@ def test_namespace_centric_config_reports_each_monitored_object_once_per_change(
         faro_run.wait_event("DELETED", key_of(obj))
     events = faro_run.stop()
 
-    grouped = by_object(events)
-    for obj in monitored:
-        key = key_of(obj)
-        history = grouped.get(key, [])
-        assert [e["eventType"] for e in history] == ["ADDED", "UPDATED", "DELETED"], key
-        assert {e["uid"] for e in history} == {uids[key]}, key
-        assert all("initial" not in e and "finalStateUnknown" not in e for e in history)
-    for obj in created:
-        if obj not in monitored:
-            assert key_of(obj) not in grouped, f"unmonitored {key_of(obj)} was reported"
+    grouped = compare(events, created, monitored, uids)
+    assert all("initial" not in e and "finalStateUnknown" not in e
+               for obj in monitored for e in grouped[key_of(obj)])
 
     # The secret's values appear nowhere: not as data, not in kubectl's last-applied annotation
     # (which the ConfigMaps keep).
@@ -331,16 +342,7 @@ def test_resource_centric_config_with_selectors_cluster_scope_and_metrics(
         faro_run.wait_event("DELETED", key_of(ns))
     events = faro_run.stop()
 
-    grouped = by_object(events)
-    for obj in monitored:
-        key = key_of(obj)
-        history = grouped.get(key, [])
-        assert [e["eventType"] for e in history] == ["ADDED", "UPDATED", "DELETED"], key
-        assert {e["uid"] for e in history} == {uids[key]}, key
-        assert all(e["namespace"] == key[1] for e in history)
-    for obj in created:
-        if obj not in monitored:
-            assert key_of(obj) not in grouped, f"unmonitored {key_of(obj)} was reported"
+    grouped = compare(events, created, monitored, uids)
     # A namespace is cluster-scoped (no "namespace" field). Deleting one updates it (it turns
     # Terminating) before it is gone, so: ADDED, our label change, the deletion's updates,
     # DELETED.
