@@ -16,7 +16,8 @@ STAMP := $(VENV)/.faro-installed
 LINT_PATHS := $(wildcard faro tests benchmarks examples)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck bench check clean
+.PHONY: help install demo test test-sim test-real lint typecheck bench check clean \
+	cluster-build cluster-up cluster-down
 
 help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=python3] [PYTEST_ARGS=...] [BENCH_ARGS=...]"
@@ -36,8 +37,13 @@ $(STAMP): pyproject.toml
 demo: install ## Run faro against the built-in simulated cluster (faro demo; DEMO_ARGS=...)
 	$(VENV)/bin/faro demo $(DEMO_ARGS)
 
-test: install ## Run the whole test suite (extra pytest options: PYTEST_ARGS=...)
+test: test-sim test-real ## Run the whole suite: against the simulator, then a real control plane (needs Go)
+
+test-sim: install ## Run every test against the simulated API server (PYTEST_ARGS=...)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+test-real: install ## Run the cluster tests against a real kube-apiserver (built and started if needed)
+	@tests/cluster/test-real.sh $(PYTEST_ARGS)
 
 lint: install ## Check the code with ruff
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -49,6 +55,15 @@ bench: install ## Run the benchmarks (options: BENCH_ARGS=...)
 	$(VENV_PY) benchmarks/run.py $(BENCH_ARGS)
 
 check: lint typecheck test ## Lint, type-check and test
+
+cluster-build: ## Build etcd, kube-apiserver and kube-controller-manager into .cluster/bin (needs Go)
+	tests/cluster/build.sh
+
+cluster-up: install cluster-build ## Start the real control plane; writes .cluster/kubeconfig
+	$(VENV_PY) tests/cluster/cluster.py up
+
+cluster-down: ## Stop the control plane cluster-up started and remove its data
+	$(PYTHON) tests/cluster/cluster.py down
 
 clean: ## Remove .venv, build artefacts, caches and output/
 	rm -rf $(VENV) build dist .eggs *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .tox output faro-demo-output

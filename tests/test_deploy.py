@@ -419,6 +419,7 @@ def kubectl(tmp_path: Path) -> Iterator[Kubectl]:
 
 
 @pytest.mark.kubectl
+@pytest.mark.cluster
 def test_the_built_manifests_apply_cleanly_and_delete(kubectl: Kubectl) -> None:
     namespace = unique("faro-deploy")
     objects = isolate(kustomize_build(), namespace, namespace.removeprefix("faro-deploy"))

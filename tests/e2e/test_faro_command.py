@@ -34,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import faro
 from tests.sim.kube import DEADLINE, Kubectl, LineReader, target_kubeconfig, unique
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.e2e]
+pytestmark = [pytest.mark.kubectl, pytest.mark.e2e, pytest.mark.cluster]
 
 ROOT = Path(faro.__file__).resolve().parent.parent
 STARTUP = 30.0 + DEADLINE  # a fresh interpreter imports faro, then lists everything

@@ -63,6 +63,7 @@ def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> d
 # ---------------------------------------------------------------------- typed ConfigMaps
 
 
+@pytest.mark.cluster
 def test_configmap_create_read_replace_patch_delete(v1: client.CoreV1Api, ns: str) -> None:
     created = v1.create_namespaced_config_map(ns, configmap("settings", mode="fast"))
     assert created.metadata.namespace == ns
@@ -90,6 +91,7 @@ def test_configmap_create_read_replace_patch_delete(v1: client.CoreV1Api, ns: st
     assert "not found" in missing.value.body
 
 
+@pytest.mark.cluster
 def test_configmap_errors_carry_409_and_404(v1: client.CoreV1Api, ns: str) -> None:
     first = v1.create_namespaced_config_map(ns, configmap("taken", a="1"))
 
@@ -117,6 +119,7 @@ def test_configmap_errors_carry_409_and_404(v1: client.CoreV1Api, ns: str) -> No
 # -------------------------------------------------------------------------- Deployments
 
 
+@pytest.mark.cluster
 def test_deployment_create_and_read(api_client: client.ApiClient, ns: str) -> None:
     apps = client.AppsV1Api(api_client)
     body = {
@@ -147,6 +150,7 @@ def test_deployment_create_and_read(api_client: client.ApiClient, ns: str) -> No
 # ------------------------------------------------------------------------ dynamic client
 
 
+@pytest.mark.cluster
 def test_dynamic_client_crud_on_configmaps(dyn: dynamic.DynamicClient, ns: str) -> None:
     configmaps = dyn.resources.get(api_version="v1", kind="ConfigMap")
     assert configmaps.namespaced and configmaps.name == "configmaps"
@@ -181,6 +185,7 @@ def _wait_established(dyn: dynamic.DynamicClient, name: str) -> None:
     raise AssertionError(f"CRD {name} not Established within {DEADLINE}s")
 
 
+@pytest.mark.cluster
 def test_dynamic_client_crud_on_a_custom_resource(dyn: dynamic.DynamicClient, ns: str) -> None:
     suffix = unique("x").split("-")[1]
     group, plural = f"t{suffix}.faro.example.com", f"widgets{suffix}"
@@ -225,6 +230,7 @@ def test_dynamic_client_crud_on_a_custom_resource(dyn: dynamic.DynamicClient, ns
 # ------------------------------------------------------------------------ watch and list
 
 
+@pytest.mark.cluster
 def test_watch_resumes_from_a_resource_version_and_gets_exactly_the_later_changes(
     v1: client.CoreV1Api, ns: str,
 ) -> None:
@@ -255,6 +261,7 @@ def test_watch_resumes_from_a_resource_version_and_gets_exactly_the_later_change
     ]
 
 
+@pytest.mark.cluster
 def test_list_pages_with_limit_and_continue(v1: client.CoreV1Api, ns: str) -> None:
     names = [f"item-{i}" for i in range(5)]
     for name in names:

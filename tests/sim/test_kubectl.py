@@ -21,7 +21,7 @@ import yaml
 from faro.testing._tls import make_certificates
 from tests.sim.kube import DEADLINE, Kubectl, real_cluster, target_kubeconfig, unique
 
-pytestmark = pytest.mark.kubectl
+pytestmark = [pytest.mark.kubectl, pytest.mark.cluster]
 
 
 @pytest.fixture(scope="module")
