@@ -28,9 +28,18 @@ def get(api_client: ApiClient, path: str, *, query: list[tuple[str, str]] | None
     # pool's default Retry(3), which sleeps whatever Retry-After a 429 or 503 asks for
     # inside the request (uncapped, deaf to stop(), never seen by health()) and retries
     # connection errors without backoff. faro's callers do both themselves.
-    return api_client.rest_client.pool_manager.request(
-        method, url, headers=headers, preload_content=preload_content, retries=False,
-        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+    try:
+        return api_client.rest_client.pool_manager.request(
+            method, url, headers=headers, preload_content=preload_content, retries=False,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+    except ValueError as error:
+        # http.client quotes the whole offending value, which here is the Authorization
+        # header: never let a bearer token reach a log line or an error message.
+        if "Invalid header value" not in str(error):
+            raise
+        raise ValueError("a request header has an invalid value (a line break or control "
+                         "character in the bearer token?); the value is not shown, as it "
+                         "may be a credential") from None
 
 
 def status_error(response: Any, body: bytes, path: str) -> ApiStatusError:

@@ -331,8 +331,18 @@ class _KubeconfigFiles:
             loader = KubeConfigLoader(  # type: ignore[no-untyped-call]
                 config_dict=merged, active_context=wanted, config_base_path=None)
             loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+            # The Python client sends a tokenFile's content as it is, so the newline a token
+            # file usually ends with (`kubectl create token NAME > file`) fails every request
+            # ("Invalid header value"); kubectl and client-go trim it. The loader's refresh
+            # hook sets its own `token` again before each request: trim that one.
+            token = getattr(loader, "token", None)
+            if isinstance(token, str):
+                scheme, _, value = token.partition(" ")
+                loader.token = f"{scheme} {value.strip()}"
+                configuration.api_key["BearerToken"] = loader.token
         except ClientConfigError:
             raise
         except Exception as error:  # yaml, ConfigException, a malformed document...
             raise ClientConfigError(f"{self.label}: {error}") from error
         return wanted
+

@@ -249,8 +249,10 @@ class Controller:
                 unhealthy.append(f"informer {description} {problem} for {now - since:.1f}s "
                                  f"(unhealthy_after_sec {limit:g}){error}")
         if not self._ready.is_set():
+            # An initial informer that never syncs (a 403 for a resource the identity may
+            # not read) keeps the controller unready for good: say why, not only which.
             waiting = f": {', '.join(unsynced)}" if unsynced else ""
-            return False, f"informers not synced yet{waiting}"
+            return False, "; ".join([f"informers not synced yet{waiting}", *unhealthy])
         if unhealthy:
             return False, "; ".join(unhealthy)
         return True, "ok"

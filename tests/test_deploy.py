@@ -412,6 +412,15 @@ def plural(kind: str) -> str:
     return kind.lower() + "s"
 
 
+def apply_strict(kubectl: Kubectl, objects: list[dict[str, Any]], *flags: str) -> list[str]:
+    """``kubectl apply --validate=strict FLAGS``: asserts exit 0 and no warning; its lines."""
+    manifest = "---\n".join(yaml.safe_dump(obj, sort_keys=False) for obj in objects)
+    done = kubectl.run("apply", "--validate=strict", *flags, "-f", "-", stdin=manifest)
+    assert done.returncode == 0, f"kubectl apply {' '.join(flags)}:\n{done.stdout}{done.stderr}"
+    assert "Warning" not in done.stderr, done.stderr
+    return done.stdout.splitlines()
+
+
 @pytest.fixture
 def kubectl(tmp_path: Path) -> Iterator[Kubectl]:
     with target_kubeconfig(namespace_cleanup_delay=0.2) as kubeconfig:
@@ -428,9 +437,26 @@ def test_the_built_manifests_apply_cleanly_and_delete(kubectl: Kubectl) -> None:
     manifest = "---\n".join(yaml.safe_dump(obj, sort_keys=False) for obj in applied)
 
     try:
-        lines = kubectl.apply(manifest)
+        # Server-side validation first (strict: an unknown or duplicated field is an error;
+        # admission runs too, PodSecurity included, whose findings are warnings), creating
+        # nothing but the namespace: a dry run of a namespaced object needs its namespace.
+        # Both apply paths: client-side (the objects as sent) and server-side (which also
+        # checks them against the schemas' list keys: duplicate ports, env names...).
+        namespace_obj = one(applied, "Namespace")
+        others = [obj for obj in applied if obj is not namespace_obj]
+        apply_strict(kubectl, [namespace_obj])
+        for mode in ([], ["--server-side"]):
+            lines = apply_strict(kubectl, others, "--dry-run=server", *mode)
+            assert len(lines) == len(others), lines
+            assert all(line.endswith(" (server dry run)") for line in lines), lines
+        gone = kubectl.run("get", "deployment", one(applied, "Deployment")["metadata"]["name"],
+                           "-n", namespace)
+        assert gone.returncode != 0 and "NotFound" in gone.stderr, "a dry run created it"
+
+        lines = apply_strict(kubectl, applied)
         assert len(lines) == len(applied), lines
-        assert all(line.endswith(" created") for line in lines), lines
+        assert lines[0] == f"namespace/{namespace} unchanged", lines
+        assert all(line.endswith(" created") for line in lines[1:]), lines
         # Applying again changes nothing: what the server stored is what the files say.
         again = kubectl.apply(manifest)
         assert all(line.endswith(" unchanged") for line in again), again
@@ -458,3 +484,35 @@ def test_the_built_manifests_apply_cleanly_and_delete(kubectl: Kubectl) -> None:
     deployment = one(applied, "Deployment")["metadata"]["name"]
     gone = kubectl.run("get", "deployment", deployment, "-n", namespace)
     assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout
+
+
+@pytest.mark.kubectl
+@pytest.mark.cluster
+def test_a_server_dry_run_of_the_kustomization_validates_and_changes_nothing(
+        kubectl: Kubectl) -> None:
+    """``kubectl apply -k deploy/operator --dry-run=server --validate=strict``, as documented,
+    against the operator where it is installed: accepted whole, no warning, nothing stored."""
+    if real_cluster():
+        if kubectl.run("get", "namespace", NAMESPACE).returncode != 0:
+            pytest.skip(f"{NAMESPACE} is not installed on this cluster (make cluster-up installs "
+                        "it); a dry run of its namespaced objects needs the namespace")
+    else:
+        kubectl.ok("apply", "-k", str(OPERATOR))  # this test's own simulator: install it
+
+    def versions() -> dict[tuple[str, str, str | None], str | None]:
+        found = {}
+        for obj in kustomize_build():
+            kind, name, ns = ref(obj)
+            done = kubectl.run("get", plural(kind), name, *(["-n", ns] if ns else []),
+                               "-o", "jsonpath={.metadata.resourceVersion}")
+            found[ref(obj)] = done.stdout if done.returncode == 0 else None
+        return found
+
+    before = versions()
+    done = kubectl.run("apply", "-k", str(OPERATOR), "--dry-run=server", "--validate=strict")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(EXPECTED_OBJECTS), lines
+    assert all(line.endswith(" (server dry run)") for line in lines), lines
+    assert versions() == before
