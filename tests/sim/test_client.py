@@ -179,7 +179,8 @@ def _wait_established(dyn: dynamic.DynamicClient, name: str) -> None:
                              kind="CustomResourceDefinition")
     for event in crds.watch(field_selector=f"metadata.name={name}",
                             timeout=int(DEADLINE)):
-        conditions = event["raw_object"].get("status", {}).get("conditions", [])
+        # A real server's first event of a new CRD may carry "conditions": null.
+        conditions = (event["raw_object"].get("status") or {}).get("conditions") or []
         if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
             return
     raise AssertionError(f"CRD {name} not Established within {DEADLINE}s")
