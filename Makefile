@@ -14,9 +14,11 @@ VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.faro-installed
 # Only the folders that exist: ruff stops on a path that is missing.
 LINT_PATHS := $(wildcard faro tests benchmarks examples)
+# The Go modules: the real control plane's build and the client-go benchmark anchor.
+GO_MODULES := $(patsubst %/go.mod,%,$(wildcard tests/cluster/go.mod benchmarks/*/go.mod))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-sim test-real lint typecheck bench check clean \
+.PHONY: help install demo test test-sim test-real lint lint-go typecheck bench check clean \
 	cluster-build cluster-up cluster-down
 
 help: ## List the targets
@@ -45,8 +47,20 @@ test-sim: install ## Run every test against the simulated API server (PYTEST_ARG
 test-real: install ## Run the cluster tests against a real kube-apiserver (built and started if needed)
 	@tests/cluster/test-real.sh $(PYTEST_ARGS)
 
-lint: install ## Check the code with ruff
+lint: install ## Check the code with ruff (and the Go modules with gofmt, go vet, go mod tidy -diff)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
+	@$(MAKE) --no-print-directory lint-go
+
+lint-go: ## gofmt, go vet and an untidy go.mod check for each Go module (skipped without Go)
+	@if ! command -v go >/dev/null 2>&1; then \
+		echo "lint-go: go is not installed: the Go modules were not checked"; \
+		[ "$$FARO_REQUIRE_REAL_CLUSTER" != 1 ] || exit 1; \
+	else for mod in $(GO_MODULES); do \
+		echo "go: checking $$mod"; \
+		out=$$(gofmt -l $$mod) && [ -z "$$out" ] || { echo "not gofmt'ed: $$out"; exit 1; }; \
+		(cd $$mod && go mod tidy -diff && { [ -z "$$(go list ./... 2>/dev/null)" ] \
+			|| go vet ./...; }) || exit 1; \
+	done; fi
 
 typecheck: install ## Type-check faro/ with mypy --strict
 	$(VENV)/bin/mypy --strict faro

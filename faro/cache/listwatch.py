@@ -60,6 +60,14 @@ class ListWatch:
         self.label_selector = label_selector or None
         self.field_selector = field_selector or None
         self.path = resource.path(self.namespace)
+        selectors = [(name, value) for name, value in (("labelSelector", self.label_selector),
+                                                       ("fieldSelector", self.field_selector))
+                     if value]
+        # Errors name the collection as requested, selectors included: a server that rejects
+        # one (400 for a field it cannot select on) is then understood from the message alone,
+        # and two informers of one resource and namespace are told apart.
+        self._target = self.path + ("?" + "&".join(f"{n}={v}" for n, v in selectors)
+                                    if selectors else "")
 
     def describe(self) -> str:
         """The collection as people read it: ``v1/configmaps in namespace "ns" (app=x)``."""
@@ -91,7 +99,7 @@ class ListWatch:
                 self.track(None)
             response.release_conn()
         if response.status != 200:
-            raise _http.status_error(response, body, self.path)
+            raise _http.status_error(response, body, self._target)
         try:
             data = orjson.loads(body)
             metadata = data.get("metadata") or {}
@@ -102,7 +110,7 @@ class ListWatch:
             raise ApiStatusError(
                 response.status, "InvalidResponse",
                 f"the list response is not a Kubernetes list: {exc}",
-                request=f"GET {self.path}") from None
+                request=f"GET {self._target}") from None
         return ListPage(items, str(metadata.get("resourceVersion") or ""),
                         str(metadata.get("continue") or ""))
 
@@ -127,7 +135,7 @@ class ListWatch:
                 body = b""
             finally:
                 response.close()
-            raise _http.status_error(response, body, self.path)
+            raise _http.status_error(response, body, self._target)
         _set_keepalive(response)
         return LineStream(response)
 

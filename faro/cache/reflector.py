@@ -235,6 +235,12 @@ class Reflector:
         if isinstance(error, _MalformedEvent):
             logger.warning("informer %s: %s; watching again from resourceVersion %s in %.2fs",
                            self.name, error, self._last_rv, wait)
+        elif isinstance(error, ApiStatusError) and error.status == 400:
+            # The server refuses the request itself (a field selector it cannot select on, a
+            # malformed selector): asking again gives the same answer until it is changed.
+            logger.error("informer %s: the server rejects its request: %s (failure %d); it "
+                         "keeps failing until the request (its selectors) is changed; "
+                         "retrying in %.2fs", self.name, _describe(error), failures, wait)
         else:
             logger.warning("informer %s: %s (failure %d); retrying in %.2fs",
                            self.name, _describe(error), failures, wait)

@@ -43,14 +43,18 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.reason = reason or _REASONS.get(code, "Unknown")
+        # An explicitly empty ``details`` is kept ({}): the real server's generic errors
+        # (unknown resource, method not allowed) carry an empty StatusDetails.
+        self.empty_details = details is not None and not details
         self.details = dict(details or {})
         self.retry_after = retry_after
         if retry_after is not None:
             self.details["retryAfterSeconds"] = retry_after
         self.list_continue = ""  # metadata.continue of the Status (a 410 for a stale token)
+        self.headers: list[tuple[str, str]] = []  # more response headers
 
     def status(self) -> dict[str, Any]:
-        """The ``Status`` object describing this error."""
+        """The ``Status`` object describing this error, its fields in the real server's order."""
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -58,12 +62,12 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.reason == "Unknown":  # Go's StatusReasonUnknown is "", which JSON omits
             del status["reason"]
-        if self.details:
+        if self.details or self.empty_details:
             status["details"] = self.details
+        status["code"] = self.code
         return status
 
 
@@ -147,10 +151,20 @@ def expired(message: str) -> ApiError:
     return ApiError(410, message, reason="Expired")
 
 
+def not_found_generic() -> ApiError:
+    """The 404 of a path the API handlers do not serve (unknown resource or version)."""
+    return ApiError(404, "the server could not find the requested resource", details={})
+
+
+def method_not_allowed() -> ApiError:
+    return ApiError(405, "the server does not allow this method on the requested resource",
+                    details={})
+
+
 def too_large_resource_version(requested: int, current: int) -> ApiError:
     return ApiError(
         504,
-        f"Too large resource version: {requested}, current: {current}",
+        f"Timeout: Too large resource version: {requested}, current: {current}",
         reason="Timeout",
         details={
             "causes": [

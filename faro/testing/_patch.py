@@ -410,6 +410,7 @@ BUILTIN_MERGE_KEYS: Final[dict[tuple[str, str], PatchSchema]] = {
             "status.resourceClaimStatuses": _by("name", retain_keys=True),
         },
     ),
+    ("", "PodTemplate"): _schema(_under("template", _POD_TEMPLATE)),
     ("", "Event"): _METADATA_ONLY,
     ("events.k8s.io", "Event"): _METADATA_ONLY,
     ("", "ServiceAccount"): _schema({"secrets": _by("name")}),

@@ -101,6 +101,7 @@ def _builtin(
     namespaced: bool = True,
     short: tuple[str, ...] = (),
     all_category: bool = False,
+    categories: tuple[str, ...] = (),
     status: bool = False,
     verbs: tuple[str, ...] = ALL_VERBS,
 ) -> ResourceType:
@@ -112,7 +113,7 @@ def _builtin(
         kind=kind,
         namespaced=namespaced,
         short_names=short,
-        categories=("all",) if all_category else (),
+        categories=("all",) if all_category else categories,
         verbs=verbs,
         has_status=status,
     )
@@ -125,11 +126,9 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ),
     _builtin("", "v1", "configmaps", "ConfigMap", short=("cm",)),
     _builtin("", "v1", "secrets", "Secret"),
-    _builtin(
-        "", "v1", "services", "Service", short=("svc",), all_category=True, status=True,
-        verbs=_NO_COLLECTION_DELETE,
-    ),
+    _builtin("", "v1", "services", "Service", short=("svc",), all_category=True, status=True),
     _builtin("", "v1", "pods", "Pod", short=("po",), all_category=True, status=True),
+    _builtin("", "v1", "podtemplates", "PodTemplate"),
     _builtin("", "v1", "events", "Event", short=("ev",)),
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
     _builtin("", "v1", "endpoints", "Endpoints", short=("ep",)),
@@ -151,7 +150,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
              namespaced=False),
     _builtin(
         "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-        namespaced=False, short=("crd", "crds"), status=True,
+        namespaced=False, short=("crd", "crds"), categories=("api-extensions",), status=True,
     ),
 )
 """Every built-in resource type, in the order discovery lists them."""
@@ -159,9 +158,10 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
 NAMESPACES = BUILTIN_RESOURCES[0]
 CRDS = BUILTIN_RESOURCES[-1]
 
-# Groups in discovery order (the core group is served separately under /api).
-_BUILTIN_GROUP_ORDER = ("apps", "batch", "coordination.k8s.io", "rbac.authorization.k8s.io",
-                        "apiextensions.k8s.io")
+# Groups in kube-apiserver's discovery order (its group priorities; the core group is served
+# separately under /api).
+_BUILTIN_GROUP_ORDER = ("apps", "batch", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
+                        "coordination.k8s.io")
 
 
 def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
@@ -237,24 +237,23 @@ def crd_problems(crd: Mapping[str, Any]) -> list[str]:
 
 
 def api_group_list(groups: Iterable[tuple[str, list[str]]]) -> dict[str, Any]:
-    """An APIGroupList for (group, versions) pairs, versions in preference order."""
+    """An APIGroupList for (group, versions) pairs, versions in preference order.
+
+    As from kube-apiserver, the groups in the list carry no ``kind`` and ``apiVersion``.
+    """
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [api_group(name, versions) for name, versions in groups],
+        "groups": [api_group(name, versions, typed=False) for name, versions in groups],
     }
 
 
-def api_group(name: str, versions: list[str]) -> dict[str, Any]:
+def api_group(name: str, versions: list[str], *, typed: bool = True) -> dict[str, Any]:
     """An APIGroup object; the first version is the preferred one."""
     entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
-    return {
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": name,
-        "versions": entries,
-        "preferredVersion": entries[0],
-    }
+    group: dict[str, Any] = {"kind": "APIGroup", "apiVersion": "v1"} if typed else {}
+    group.update(name=name, versions=entries, preferredVersion=entries[0])
+    return group
 
 
 def group_order(group: str) -> tuple[int, str]:

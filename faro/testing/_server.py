@@ -11,6 +11,8 @@ a broken proxy or overloaded server would answer.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
 import re
 import socket
 import ssl
@@ -33,7 +35,13 @@ from faro._selectors import (
     parse_label_selector,
 )
 from faro.testing import _openapi, _protobuf
-from faro.testing._errors import ApiError, status_details
+from faro.testing._errors import (
+    ApiError,
+    method_not_allowed,
+    not_found_generic,
+    qualified,
+    status_details,
+)
 from faro.testing._fields import selectable
 from faro.testing._resources import (
     ResourceType,
@@ -42,19 +50,38 @@ from faro.testing._resources import (
     group_order,
     version_priority,
 )
-from faro.testing._store import Entry, Store, Watcher, dumps, watch_line
+from faro.testing._store import (
+    Entry,
+    Store,
+    Watcher,
+    check_watch_options,
+    dumps,
+    watch_line,
+)
 
+# What /version answers, in kube-apiserver 1.37's form (served indented, as the real one is).
 KUBERNETES_VERSION = {
     "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0",
+    "minor": "37",
+    "emulationMajor": "1",
+    "emulationMinor": "37",
+    "minCompatibilityMajor": "1",
+    "minCompatibilityMinor": "36",
+    "gitVersion": "v1.37.0",
     "gitCommit": "faro-simulator",
     "gitTreeState": "clean",
-    "buildDate": "2024-12-11T00:00:00Z",
-    "goVersion": "go1.23.3",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.26.0",
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+# Go's net/http buffers this much of a response before it gives up on a Content-Length and
+# sends the body chunked; kube-apiserver sets no Content-Length itself.
+_GO_RESPONSE_BUFFER = 2048
+# kube-apiserver gzips a response bigger than this when the client accepts gzip (not watches).
+_GZIP_THRESHOLD = 128 * 1024
+_PLAIN_NOT_FOUND = b"404 page not found\n"
+_INITIAL_EVENTS_END = {"k8s.io/initial-events-end": "true"}
 
 _PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -134,6 +161,7 @@ class SimServer(ThreadingHTTPServer):
         token: Callable[[], str],
         bookmark_interval: float,
         expired_in_stream: bool,
+        anonymous_auth: bool = False,
     ) -> None:
         super().__init__(address, _Handler)
         self.store = store
@@ -141,6 +169,7 @@ class SimServer(ThreadingHTTPServer):
         self.token = token
         self.bookmark_interval = bookmark_interval
         self.expired_in_stream = expired_in_stream
+        self.anonymous_auth = anonymous_auth
         self.ssl_context: ssl.SSLContext | None = None
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
@@ -171,11 +200,16 @@ class _Target:
     subresource: str
 
 
+class _PlainNotFound(Exception):
+    """A path outside the API (an unknown group, say): Go's plain-text 404."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SimServer
     server_version = "faro-sim"
     sys_version = ""
+    _request_body: bytes | None = None
 
     # ------------------------------------------------------------ plumbing
 
@@ -203,6 +237,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging (the simulator is used inside test runs)."""
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """As the base class does, without a ``Server`` header (kube-apiserver sends none)."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
@@ -219,10 +259,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        """The request body, read once (later calls return the same bytes).
 
-    def _json_body(self) -> Any:
+        Every response reads it first, so that a body the handler had no use for (a
+        request refused early) is not taken for the start of the next request.
+        """
+        if self._request_body is None:
+            self._request_body = b""  # also if reading fails: the connection is closed then
+            try:
+                self._request_body = self._read_body()
+            except ValueError:
+                self.close_connection = True
+        return self._request_body
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while size := int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+            while self.rfile.readline(1024).strip():  # trailers
+                pass
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _json_body(self, rt: ResourceType | None = None) -> Any:
         raw = self._body()
         if not raw:
             return None
@@ -246,25 +308,59 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as error:
+            if rt is not None:  # the decoder's own words differ (Go's encoding/json)
+                raise ApiError(400, f"the object provided is unrecognized (must be of type "
+                               f"{rt.kind}): couldn't get version/kind; json parse error: "
+                               f"{error}") from error
             raise ApiError(400, f"the body of the request could not be decoded: {error}") \
                 from error
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json",
-              headers: Iterable[tuple[str, str]] = ()) -> None:
+              headers: Iterable[tuple[str, str]] = (), *, newline: bool | None = None) -> None:
+        """Send a whole response, framed and encoded as kube-apiserver (Go) sends it.
+
+        A JSON body ends with a newline (Go's json.Encoder); a body over 2048 bytes is sent
+        chunked, without Content-Length; one over 128 KiB is gzipped when the client accepts
+        gzip (``Vary: Accept-Encoding``); plain text carries ``X-Content-Type-Options``.
+        """
+        self._body()
+        if newline is None:
+            newline = content_type.startswith("application/json")
+        if newline:
+            body += b"\n"
+        extra = list(headers)
+        if content_type.startswith("text/plain"):
+            extra.append(("X-Content-Type-Options", "nosniff"))
+        compressed = len(body) > _GZIP_THRESHOLD and _accepts_gzip(
+            self.headers.get("Accept-Encoding") or "")
+        if compressed:
+            body = gzip.compress(body, compresslevel=1)
+            extra += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+        chunked = len(body) > _GO_RESPONSE_BUFFER
         self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache, private")
-        for name, value in headers:
+        self.send_header("Content-Type", content_type)
+        for name, value in extra:
             self.send_header(name, value)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not chunked:
+            self.wfile.write(body)
+        elif len(body) < 65536:
+            self.wfile.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body))
+        else:  # no copy of a big body
+            self.wfile.write(b"%x\r\n" % len(body))
+            self.wfile.write(body)
+            self.wfile.write(b"\r\n0\r\n\r\n")
 
     def _send_json(self, code: int, obj: Any) -> None:
         self._send(code, dumps(obj))
 
     def _send_error(self, error: ApiError) -> None:
-        headers = []
+        headers = list(error.headers)
         if error.retry_after is not None:
             headers.append(("Retry-After", str(error.retry_after)))
         self._send(error.code, dumps(error.status()), headers=headers)
@@ -272,6 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------- routing
 
     def _dispatch(self, method: str) -> None:
+        self._request_body = None
         path, _, query = self.path.partition("?")
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         try:
@@ -279,26 +376,42 @@ class _Handler(BaseHTTPRequestHandler):
             if delay:
                 self.server.stopping.wait(delay)
             if failure is not None:
-                self._body()
                 raise failure
-            if path not in _ANONYMOUS:
-                # The scheme is case-insensitive (RFC 7235), as kube-apiserver reads it.
-                scheme, _, credentials = (self.headers.get("Authorization") or "").partition(" ")
-                if scheme.lower() != "bearer" or credentials != self.server.token():
-                    self._body()
-                    raise ApiError(401, "Unauthorized")
+            self._authenticate(method, path, params)
             self._route(method, path, params)
         except ApiError as error:
             self._send_error(error)
+        except _PlainNotFound:
+            self._send(404, _PLAIN_NOT_FOUND, "text/plain; charset=utf-8")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as error:  # a bug in the simulator: answer 500, keep serving
             self._send_error(ApiError(500, f"simulator error: {type(error).__name__}: {error}"))
 
+    def _authenticate(self, method: str, path: str, params: dict[str, str]) -> None:
+        """401 for a bearer token the server does not accept, on every path (as from the real
+        server); without one, the anonymous paths only (with ``anonymous_auth``, the others
+        answer 403 as RBAC does for ``system:anonymous``; without it, 401)."""
+        # The scheme is case-insensitive (RFC 7235), as kube-apiserver reads it.
+        scheme, _, credentials = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            if credentials != self.server.token():
+                raise ApiError(401, "Unauthorized")
+            return
+        if path in _ANONYMOUS:
+            return
+        if not self.server.anonymous_auth:
+            raise ApiError(401, "Unauthorized")
+        raise _anonymous_forbidden(method, [unquote(s) for s in path.strip("/").split("/") if s],
+                                   params)
+
     def _route(self, method: str, path: str, params: dict[str, str]) -> None:
         segments = [unquote(s) for s in path.strip("/").split("/") if s]
         store = self.server.store
         if method == "GET":
+            if segments == ["version"]:  # indented, without a final newline, as the real one
+                self._send(200, json.dumps(KUBERNETES_VERSION, indent=2).encode(), newline=False)
+                return
             document = self._discovery(segments)
             if document is not None:
                 if isinstance(document, bytes):
@@ -308,8 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         target = self._target(segments, params)
         if target is None:
-            raise ApiError(404, "the server could not find the requested resource",
-                           reason="NotFound")
+            raise self._not_found(segments)
         rt, namespace, name, sub = (target.resource, target.namespace, target.name,
                                     target.subresource)
         manager = params.get("fieldManager") or _manager(self.headers.get("User-Agent"))
@@ -322,35 +434,31 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     self._list(rt, namespace, labels, fields, params)
             elif method == "POST":
-                entry = store.create(rt, namespace, self._json_body() or {}, manager=manager,
+                entry = store.create(rt, namespace, self._json_body(rt) or {}, manager=manager,
                                      dry_run=dry_run)
                 self._send_object(201, entry, rt)
             elif method == "DELETE":
                 if "deletecollection" not in rt.verbs:
-                    self._body()
-                    raise ApiError(405, "the server does not allow this method on the requested "
-                                   "resource")
+                    raise method_not_allowed()
                 labels, fields = _selectors(rt, params)
                 self._body()
                 gone = store.delete_collection(rt, namespace, labels, fields)
                 self._send_list(rt, [e.encoded_as(rt.api_version) if rt.custom else e.list_item()
                                      for e in gone], store.rv)
             else:
-                raise ApiError(405, f"{method} is not supported on a collection")
+                raise method_not_allowed()
             return
         if method == "GET":
             self._send_object(200, store.get(rt, namespace, name), rt)
         elif method == "PUT":
-            entry = store.update(rt, namespace, name, self._json_body() or {}, manager=manager,
+            entry = store.update(rt, namespace, name, self._json_body(rt) or {}, manager=manager,
                                  subresource=sub, dry_run=dry_run)
             self._send_object(200, entry, rt)
         elif method == "PATCH":
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             patch_type = _PATCH_TYPES.get(content_type)
             if patch_type is None:
-                self._body()
-                raise ApiError(415, f"the body of the request was in an unknown format - "
-                               f"accepted media types include: {', '.join(_PATCH_TYPES)}")
+                raise ApiError(415, "415: Unsupported Media Type", details={})
             if patch_type == "apply" and not params.get("fieldManager"):
                 raise ApiError(422, "PATCH /apply: fieldManager is required for apply requests")
             entry = store.patch(rt, namespace, name, patch_type, self._body(), manager=manager,
@@ -358,7 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_object(200, entry, rt)
         elif method == "DELETE":
             if sub:
-                raise ApiError(405, "DELETE is not supported on a subresource")
+                raise method_not_allowed()
             options = self._json_body() or {}
             entry, removed = store.delete(
                 rt, namespace, name, preconditions=options.get("preconditions"),
@@ -375,7 +483,17 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_object(code, entry, rt)
         else:
-            raise ApiError(405, f"{method} is not supported")
+            raise method_not_allowed()
+
+    def _not_found(self, segments: list[str]) -> ApiError:
+        """The 404 of a path no resource handler serves: a JSON Status under /api and under a
+        group the server serves, Go's plain-text 404 elsewhere (an unknown group, say)."""
+        if segments[:1] == ["api"]:
+            return not_found_generic()
+        if segments[:1] == ["apis"] and len(segments) > 1 and any(
+                rt.group == segments[1] for rt in self.server.store.served()):
+            return not_found_generic()
+        raise _PlainNotFound
 
     def _discovery(self, segments: list[str]) -> dict[str, Any] | bytes | None:
         store = self.server.store
@@ -394,20 +512,20 @@ class _Handler(BaseHTTPRequestHandler):
                         {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{host}:{port}"}]}
         served = store.served()
         if segments == ["api", "v1"]:
-            return _resource_list("v1", [rt for rt in served if rt.group == ""])
+            return _resource_list("v1", [rt for rt in served if rt.group == ""], typed=False)
         groups = _groups(served)
         if segments == ["apis"]:
             return api_group_list(groups)
         if head == "apis" and len(segments) == 2:
             versions = dict(groups).get(segments[1])
             if versions is None:
-                raise ApiError(404, "the server could not find the requested resource")
+                raise self._not_found(segments)
             return api_group(segments[1], versions)
         if head == "apis" and len(segments) == 3:
             group, version = segments[1], segments[2]
             types = [rt for rt in served if rt.group == group and rt.version == version]
             if not types:
-                raise ApiError(404, "the server could not find the requested resource")
+                raise self._not_found(segments)
             return _resource_list(f"{group}/{version}", types)
         if head == "openapi":
             if segments == ["openapi", "v3"]:
@@ -478,15 +596,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _list(self, rt: ResourceType, namespace: str | None, labels: LabelSelector,
               fields: FieldSelector, params: dict[str, str]) -> None:
-        limit = params.get("limit") or "0"
-        if not limit.isdigit():
-            raise ApiError(400, f'limit: Invalid value: "{limit}": must be a non-negative integer')
+        limit = _parse_int(params.get("limit") or "0")
         result = self.server.store.list_page(
-            rt, namespace, labels, fields, limit=int(limit),
+            rt, namespace, labels, fields, limit=max(limit, 0),  # a negative limit: no limit
             continue_token=params.get("continue", ""),
             resource_version=params.get("resourceVersion", ""),
             match=params.get("resourceVersionMatch", ""),
             bare_items=not rt.custom and not self._wants_table(),
+            send_initial_events=_parse_bool(params.get("sendInitialEvents")),
         )
         self._send_list(rt, result.items, result.resource_version, result.continue_token,
                         result.remaining)
@@ -497,16 +614,25 @@ class _Handler(BaseHTTPRequestHandler):
                fields: FieldSelector, params: dict[str, str]) -> None:
         server = self.server
         store = server.store
-        timeout = params.get("timeoutSeconds")
-        if timeout is not None and not timeout.isdigit():
-            raise ApiError(400, f'timeoutSeconds: Invalid value: "{timeout}"')
-        end = time.monotonic() + (int(timeout) if timeout else 1800.0)
+        timeout = _parse_int(params.get("timeoutSeconds") or "0")
+        end = time.monotonic() + (timeout if timeout else 1800.0)  # 0: the server's default
         bookmarks = params.get("allowWatchBookmarks") in ("1", "true")
         resource_version = params.get("resourceVersion", "")
+        send_initial_events = _parse_bool(params.get("sendInitialEvents"))
+        check_watch_options(params.get("resourceVersionMatch", ""), params.get("continue", ""),
+                            send_initial_events)
         table = self._wants_table()
         try:
             watcher, initial = store.open_watch(rt, namespace, labels, fields, resource_version,
-                                                self.path)
+                                                self.path, send_initial_events)
+            if bookmarks and (send_initial_events or (
+                    send_initial_events is None and resource_version in ("", "0"))):
+                # The end of the initial events (a streaming list's), as the real server marks
+                # it for every watch that starts with them and allows bookmarks.
+                initial.append(watch_line("BOOKMARK", dumps({
+                    "kind": rt.kind, "apiVersion": rt.api_version,
+                    "metadata": {"resourceVersion": str(watcher.cursor),
+                                 "annotations": _INITIAL_EVENTS_END}})))
         except ApiError as error:
             if not (server.expired_in_stream and error.code in (410, 504)):
                 raise
@@ -539,16 +665,22 @@ class _Handler(BaseHTTPRequestHandler):
             return
         for start in range(0, len(initial), 512):
             self._write_lines(initial[start:start + 512], table)
-        interval = server.bookmark_interval
-        next_bookmark = time.monotonic() + interval
+        # Bookmarks as the real watch cache sends them (cacheWatcher.nextBookmarkTime): every
+        # bookmark_interval, and one 2 s before the watch's timeout, none after that; and only
+        # once the resourceVersion has moved past both the one the watch started from and the
+        # one the server had when the watch began (its replay of older changes does not count).
+        started_at = max(watcher.cursor, watcher.opened_at)
+        next_bookmark = _next_bookmark(time.monotonic(), server.bookmark_interval, end)
         while not server.stopping.is_set():
             if watcher.garbage:
                 watcher.garbage -= 1
                 self._write_lines([b'{"type":"MODIFIED","object":{"kind":\n'], False)
                 continue
+            wake = end
+            if bookmarks and next_bookmark is not None:
+                wake = min(end, next_bookmark)
             try:
-                changes = store.next_changes(
-                    watcher, min(end, next_bookmark) if bookmarks else end)
+                changes = store.next_changes(watcher, wake)
             except ApiError as error:  # the history this watcher needs is gone
                 self._write_lines([watch_line("ERROR", dumps(error.status()))], table)
                 break
@@ -567,15 +699,17 @@ class _Handler(BaseHTTPRequestHandler):
             now = time.monotonic()
             if now >= end:
                 break
-            if bookmarks and now >= next_bookmark:
-                bookmark = {"kind": watcher.resource.kind,
-                            "apiVersion": watcher.resource.api_version,
-                            "metadata": {"resourceVersion": str(watcher.cursor)}}
-                self._write_lines([watch_line("BOOKMARK", dumps(bookmark))], False)
-                next_bookmark = now + interval
+            if bookmarks and next_bookmark is not None and now >= next_bookmark:
+                if watcher.cursor > started_at:
+                    bookmark = {"kind": watcher.resource.kind,
+                                "apiVersion": watcher.resource.api_version,
+                                "metadata": {"resourceVersion": str(watcher.cursor)}}
+                    self._write_lines([watch_line("BOOKMARK", dumps(bookmark))], False)
+                next_bookmark = _next_bookmark(now, server.bookmark_interval, end)
         self._end_stream()
 
     def _start_stream(self) -> None:
+        self._body()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -595,6 +729,87 @@ class _Handler(BaseHTTPRequestHandler):
 # ------------------------------------------------------------------ helpers
 
 
+def _next_bookmark(now: float, interval: float, end: float) -> float | None:
+    """When a watch ending at ``end`` gets its next bookmark, or None (no more bookmarks).
+
+    The real watch cache's rule: ``bookmark_interval`` from now, but no later than 2 s before
+    the watch's timeout; once that moment has passed, none.
+    """
+    at = min(now + interval, end - 2.0)
+    return at if at > now else None
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    for part in accept_encoding.split(","):
+        name, _, quality = part.strip().partition(";")
+        if name.strip().lower() == "gzip" and quality.strip().replace(" ", "") not in (
+                "q=0", "q=0.0", "q=0.00", "q=0.000"):
+            return True
+    return False
+
+
+def _parse_int(text: str) -> int:
+    """A query parameter parsed as Go's strconv.ParseInt does, with its error as a 400."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise ApiError(400, f'strconv.ParseInt: parsing "{text}": invalid syntax')
+    return int(text)
+
+
+def _parse_bool(text: str | None) -> bool | None:
+    """A boolean query parameter (None when absent), as Go's strconv.ParseBool reads it."""
+    if text is None:
+        return None
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ApiError(400, f'strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def _anonymous_forbidden(method: str, segments: list[str], params: dict[str, str]) -> ApiError:
+    """The 403 RBAC gives ``system:anonymous`` for a request (kube-apiserver's wording)."""
+    user = 'User "system:anonymous"'
+    if segments[:2] == ["api", "v1"] or (segments[:1] == ["api"] and len(segments) > 2):
+        group, parts = "", segments[2:]
+    elif segments[:1] == ["apis"] and len(segments) > 3:
+        group, parts = segments[1], segments[3:]
+    else:
+        parts = []
+    if not parts:
+        path = "/" + "/".join(segments)
+        error = ApiError(403, f'forbidden: {user} cannot {method.lower()} path "{path}"',
+                         details={})
+        error.headers.append(("X-Content-Type-Options", "nosniff"))
+        return error
+    watch = parts[0] == "watch" or params.get("watch") in ("1", "true")
+    if parts[0] == "watch":
+        parts = parts[1:]
+    namespace = ""
+    if parts[:1] == ["namespaces"] and len(parts) > 1:
+        namespace = parts[1]
+        if len(parts) > 2 and parts[2] not in ("status", "finalize"):
+            parts = parts[2:]
+    resource = parts[0] if parts else ""
+    name = parts[1] if len(parts) > 1 else ""
+    sub = parts[2] if len(parts) > 2 else ""
+    if method == "GET":
+        verb = "watch" if watch else "get" if name else "list"
+    elif method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    else:
+        verb = _VERBS.get(method, method.lower())
+    subject = qualified(resource, group) + (f' "{name}"' if name else "")
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    target = f"{resource}/{sub}" if sub else resource
+    error = ApiError(403, f'{subject} is forbidden: {user} cannot {verb} resource "{target}" in '
+                     f'API group "{group}" {scope}', details=status_details(name, group, resource))
+    error.headers.append(("X-Content-Type-Options", "nosniff"))
+    return error
+
+
 def _manager(user_agent: str | None) -> str:
     """The field manager the real server derives from a User-Agent (its first part)."""
     return (user_agent or "unknown").split("/")[0] or "unknown"
@@ -602,14 +817,15 @@ def _manager(user_agent: str | None) -> str:
 
 def _selectors(rt: ResourceType,
                params: dict[str, str]) -> tuple[LabelSelector, FieldSelector]:
+    # The parser's messages are the real server's, which adds nothing to them.
     try:
         labels = parse_label_selector(params.get("labelSelector", ""))
     except SelectorError as error:
-        raise ApiError(400, f"unable to parse requirement: {error}") from error
+        raise ApiError(400, str(error)) from error
     try:
         fields = parse_field_selector(params.get("fieldSelector", ""))
     except SelectorError as error:
-        raise ApiError(400, f"invalid field selector: {error}") from error
+        raise ApiError(400, str(error)) from error
     supported = selectable(rt)
     for name in sorted(fields.fields()):
         if name not in supported:
@@ -627,13 +843,17 @@ def _groups(served: list[ResourceType]) -> list[tuple[str, list[str]]]:
             for group in sorted(versions, key=group_order)]
 
 
-def _resource_list(group_version: str, types: list[ResourceType]) -> dict[str, Any]:
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": group_version,
-        "resources": [entry for rt in types for entry in rt.discovery_entries()],
-    }
+def _resource_list(group_version: str, types: list[ResourceType], *,
+                   typed: bool = True) -> dict[str, Any]:
+    """An APIResourceList, its resources sorted by name as kube-apiserver lists them (the
+    core group's list, ``typed=False``, has no ``apiVersion``, as the real one)."""
+    entries = sorted((entry for rt in types for entry in rt.discovery_entries()),
+                     key=lambda entry: str(entry["name"]))
+    document: dict[str, Any] = {"kind": "APIResourceList"}
+    if typed:
+        document["apiVersion"] = "v1"
+    document.update(groupVersion=group_version, resources=entries)
+    return document
 
 
 _COLUMNS = [

@@ -178,6 +178,7 @@ class Watcher:
     on_abrupt: Callable[[], None] | None = None
     end_at: int | None = None  # end cleanly once every change up to this one was seen
     held: bool = False  # parked by hold_watches(): sends nothing until released
+    opened_at: int = 0  # the server's resourceVersion when the watch began
 
     def select(self, change: Change) -> bytes | None:
         """The line this watcher must see for ``change``, or None.
@@ -412,13 +413,15 @@ class Store:
         resource_version: str = "",
         match: str = "",
         bare_items: bool = False,
+        send_initial_events: bool | None = None,
     ) -> ListResult:
         """List with the API server's resourceVersion, paging and selector rules.
 
         ``bare_items`` encodes items without apiVersion and kind, as the real
-        server's lists of built-in kinds have them.
+        server's lists of built-in kinds have them. ``send_initial_events`` is the
+        request's parameter (None: absent), which a list refuses.
         """
-        _check_list_options(resource_version, match, continue_token)
+        _check_list_options(resource_version, match, continue_token, send_initial_events)
         if continue_token:
             at, after = _decode_continue(continue_token)
             if resource_version not in ("", "0"):
@@ -525,6 +528,7 @@ class Store:
         fields: FieldSelector,
         resource_version: str,
         target: str = "",
+        send_initial_events: bool | None = None,
     ) -> tuple[Watcher, list[bytes]]:
         """Register a watcher; returns it and the synthetic ADDED lines to send first.
 
@@ -532,24 +536,36 @@ class Store:
         events; N starts with every change after N (410 if compacted). A future N
         is accepted and the watch waits for changes after it, as the real
         server's watch cache does (only lists and gets answer 504 for it).
+        ``send_initial_events`` (the streaming list; the caller checked the
+        options): True starts with the current state, not older than N, as ADDED
+        events (504 for a future N, after waiting); False starts with the
+        changes after N, or from now when no N is given.
         While :meth:`hold_watches` is in force and its pattern matches the
         request ``target``, the watcher starts parked (``held``): its starting
         point is fixed now, its events flow once it is released.
         """
         initial: list[bytes] = []
-        if resource_version in ("", "0"):
+        latest = resource_version in ("", "0")
+        if send_initial_events is None:
+            send_initial_events = latest
+        elif send_initial_events and not latest:
+            self.wait_for_rv(parse_rv(resource_version))
+        if send_initial_events:
             with self.cond:
                 at = self.rv
                 result = self.list_page(rt, namespace, labels, fields)
-                watcher = Watcher(rt, namespace, labels, fields, at, self.epoch)
+                watcher = Watcher(rt, namespace, labels, fields, at, self.epoch, opened_at=at)
                 self._register(watcher, target)
             initial = [watch_line("ADDED", raw) for raw in result.items]
             return watcher, initial
-        start = parse_rv(resource_version)
+        start = -1 if latest else parse_rv(resource_version)
         with self.cond:
+            if start < 0:  # sendInitialEvents=false without a resourceVersion: from now
+                start = self.rv
             if start < self._first_rv - 1:
                 raise expired(f"too old resource version: {start} ({self._first_rv - 1})")
-            watcher = Watcher(rt, namespace, labels, fields, start, self.epoch)
+            watcher = Watcher(rt, namespace, labels, fields, start, self.epoch,
+                              opened_at=self.rv)
             self._register(watcher, target)
         return watcher, initial
 
@@ -620,7 +636,7 @@ class Store:
         if not name:
             raise invalid(rt.kind, rt.group, "", [("metadata.name", "Required value: name or "
                                                    "generateName is required")])
-        _validate_name(rt, name)
+        _validate_name(rt, name, metadata)
         if rt.namespaced:
             namespace = _check_namespace(metadata, namespace)
             metadata["namespace"] = namespace
@@ -704,6 +720,10 @@ class Store:
                            f"the name on the URL ({name})")
         if rt.namespaced:
             _check_namespace(metadata, namespace)
+        if subresource != "status":
+            causes = _label_problems(metadata)
+            if causes:
+                raise invalid(rt.kind, rt.group, name, causes)
         with self.cond:
             old = self.get(rt, namespace, name)
             current = old.obj
@@ -841,12 +861,16 @@ class Store:
         with self.cond:
             entry = self.get(rt, namespace, name)
             metadata = entry.obj["metadata"]
-            for field_name, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            for field_name, label, why in (
+                    ("uid", "UID", "deleted and then recreated"),
+                    ("resourceVersion", "ResourceVersion", "modified")):
                 wanted = (preconditions or {}).get(field_name)
                 if wanted and wanted != metadata.get(field_name):
-                    raise conflict(rt.plural, rt.group, name, f"Precondition failed: {label} in "
-                                   f"precondition: {wanted}, {label} in object meta: "
-                                   f"{metadata.get(field_name, '')}")
+                    # As the real server words it, naming the kind rather than the resource.
+                    raise conflict(rt.kind, rt.group, name, f"the {label} in the precondition "
+                                   f"({wanted}) does not match the {label} in record "
+                                   f"({metadata.get(field_name, '')}). The object might have "
+                                   f"been {why}")
             if dry_run:
                 return entry, not metadata.get("finalizers")
             key = (namespace or "", name)
@@ -858,6 +882,13 @@ class Store:
                 self._namespaces_due[name] = time.monotonic() + self.namespace_cleanup_delay
                 self._start_reaper()
                 return self._mark_deleting(rt, key, entry), False
+            if rt.group == "" and rt.plural == "pods":
+                # Graceful deletion, with the grace period of a pod no node runs: marked (a
+                # MODIFIED event), then gone in that state unless finalizers keep it.
+                entry = self._mark_deleting(rt, key, entry)
+                if entry.obj["metadata"].get("finalizers"):
+                    return entry, False
+                return self._remove(rt, key, entry), True
             if metadata.get("finalizers"):
                 return self._mark_deleting(rt, key, entry), False
             return self._remove(rt, key, entry), True
@@ -926,7 +957,8 @@ class Store:
         """Set deletionTimestamp (a MODIFIED change); caller holds the lock."""
         new = copy.deepcopy(entry.obj)
         new["metadata"]["deletionTimestamp"] = now_rfc3339()
-        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        if rt is not NAMESPACES:  # a namespace's deletion has no grace period
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
         if new["metadata"].get("generation"):  # as the real server's markAsDeleting
             new["metadata"]["generation"] += 1
         if rt is NAMESPACES:
@@ -1089,9 +1121,9 @@ def parse_rv(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise ApiError(400, f'resourceVersion: Invalid value: "{text}": must be a non-negative '
-                       "integer", reason="BadRequest")
+    if value < 0 or not text.isdigit():
+        raise ApiError(400, f'invalid resource version: resourceVersion: Invalid value: "{text}": '
+                       f'strconv.ParseUint: parsing "{text}": invalid syntax', reason="BadRequest")
     return value
 
 
@@ -1100,23 +1132,46 @@ def _causes(problems: list[str]) -> list[tuple[str, str]]:
     return [(field, message) for field, _, message in (p.partition(": ") for p in problems)]
 
 
-def _check_list_options(resource_version: str, match: str, continue_token: str) -> None:
+def _check_list_options(resource_version: str, match: str, continue_token: str,
+                        send_initial_events: bool | None = None) -> None:
     """ListOptions validation as the real handler does it (422 Invalid ListOptions)."""
-    if not match:
-        return
     problems = []
-    if not resource_version:
-        problems.append("Forbidden: resourceVersionMatch is forbidden unless resourceVersion "
-                        "is provided")
-    if continue_token:
-        problems.append("Forbidden: resourceVersionMatch is forbidden when continue is "
-                        "provided")
-    if match not in ("Exact", "NotOlderThan"):
-        problems.append(f'Unsupported value: "{match}": supported values: "Exact", '
-                        '"NotOlderThan", ""')
-    if match == "Exact" and resource_version == "0":
-        problems.append('Forbidden: resourceVersionMatch "exact" is forbidden for '
-                        'resourceVersion "0"')
+    if match:
+        if not resource_version:
+            problems.append("Forbidden: resourceVersionMatch is forbidden unless "
+                            "resourceVersion is provided")
+        if continue_token:
+            problems.append("Forbidden: resourceVersionMatch is forbidden when continue is "
+                            "provided")
+        if match not in ("Exact", "NotOlderThan"):
+            problems.append(f'Unsupported value: "{match}": supported values: "Exact", '
+                            '"NotOlderThan", ""')
+        if match == "Exact" and resource_version == "0":
+            problems.append('Forbidden: resourceVersionMatch "exact" is forbidden for '
+                            'resourceVersion "0"')
+    causes = [("resourceVersionMatch", problem) for problem in problems]
+    if send_initial_events is not None:
+        causes.append(("sendInitialEvents", "Forbidden: sendInitialEvents is forbidden for list"))
+    if causes:
+        raise invalid("ListOptions", "meta.k8s.io", "", causes)
+
+
+def check_watch_options(match: str, continue_token: str,
+                        send_initial_events: bool | None) -> None:
+    """A watch's ListOptions validation, as the real handler's (422 Invalid ListOptions)."""
+    problems = []
+    if send_initial_events is not None and match != "NotOlderThan":
+        problems.append("Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                        "NotOlderThan")
+    if match:
+        if send_initial_events is None:
+            problems.append("Forbidden: resourceVersionMatch is forbidden for watch unless "
+                            "sendInitialEvents is provided")
+        if match != "NotOlderThan":
+            problems.append(f'Unsupported value: "{match}": supported values: "NotOlderThan"')
+        if continue_token:
+            problems.append("Forbidden: resourceVersionMatch is forbidden when continue is "
+                            "provided")
     if problems:
         raise invalid("ListOptions", "meta.k8s.io", "",
                       [("resourceVersionMatch", problem) for problem in problems])
@@ -1153,8 +1208,18 @@ def _check_body(rt: ResourceType, body: Mapping[str, Any]) -> dict[str, Any]:
         raise ApiError(400, f"the API version in the data ({api_version}) does not match the "
                        f"expected API version ({rt.api_version})")
     if kind != rt.kind:
-        raise ApiError(400, f"the kind in the data ({kind}) does not match the expected kind "
-                       f"({rt.kind})")
+        version = api_version.rpartition("/")[2]
+        if rt.custom:
+            raise ApiError(400, f"the kind in the data ({kind}) does not match the expected kind "
+                           f"({rt.kind})")
+        if any(r.api_version == api_version and r.kind == kind for r in BUILTIN_RESOURCES):
+            why = (f"converting ({version}.{kind}) to ({_internal_group(rt.group)}.{rt.kind}): "
+                   "unknown conversion")
+        else:
+            why = (f'no kind "{kind}" is registered for version "{api_version}" in scheme '
+                   '"pkg/runtime/scheme.go:111"')
+        raise ApiError(400, f'{kind} in version "{version}" cannot be handled as a {rt.kind}: '
+                       f"{why}")
     obj["apiVersion"] = api_version
     obj["kind"] = kind
     metadata = obj.get("metadata")
@@ -1163,6 +1228,11 @@ def _check_body(rt: ResourceType, body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise ApiError(400, "metadata must be an object")
     return obj
+
+
+def _internal_group(group: str) -> str:
+    """The Go package of a group's internal types, as decoding errors name it (core, apps)."""
+    return group.split(".")[0] if group else "core"
 
 
 def _check_namespace(metadata: dict[str, Any], namespace: str | None) -> str:
@@ -1177,7 +1247,11 @@ def _check_namespace(metadata: dict[str, Any], namespace: str | None) -> str:
     return namespace
 
 
-def _validate_name(rt: ResourceType, name: str) -> None:
+def _validate_name(rt: ResourceType, name: str, metadata: Mapping[str, Any] | None = None) -> None:
+    """ObjectMeta validation of a new object: its name and (``metadata``) labels and annotations.
+
+    Every problem is reported in one 422, as from the real server.
+    """
     # Messages as apimachinery's IsDNS1123Label/IsDNS1035Label/IsDNS1123Subdomain.
     if rt is NAMESPACES:
         pattern, limit, what, examples = _LABEL, 63, (
@@ -1199,9 +1273,78 @@ def _validate_name(rt: ResourceType, name: str) -> None:
     if not pattern.fullmatch(name):
         problems.append(f"{what} (e.g. {examples}, regex used for validation is "
                         f"'{pattern.pattern}')")
-    if problems:
-        raise invalid(rt.kind, rt.group, name,
-                      [("metadata.name", f'Invalid value: "{name}": {p}') for p in problems])
+    causes = [("metadata.name", f'Invalid value: "{name}": {p}') for p in problems]
+    causes += _label_problems(metadata or {})
+    if causes:
+        raise invalid(rt.kind, rt.group, name, causes)
+
+
+_QUALIFIED = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_QUALIFIED_TEXT = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    f"validation is '{_QUALIFIED.pattern}')")
+_SUBDOMAIN_TEXT = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    f"for validation is '{_SUBDOMAIN.pattern}')")
+_LABEL_VALUE_TEXT = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    f"'my_value',  or '12345', regex used for validation is '{_LABEL_VALUE.pattern}')")
+_ANNOTATIONS_LIMIT = 262144  # bytes of all annotation keys and values together
+
+
+def _key_problems(key: str) -> list[str]:
+    """What is wrong with a label or annotation key (a qualified name), as kube-apiserver says."""
+    parts = key.split("/")
+    if len(parts) > 2:
+        return [f"a valid label key {_QUALIFIED_TEXT} with an optional DNS subdomain prefix and "
+                "'/' (e.g. 'example.com/MyName')"]
+    problems = []
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            problems.append("prefix part must be non-empty")
+        else:
+            if len(prefix.encode()) > 253:
+                problems.append("prefix part must be no more than 253 bytes")
+            if not _SUBDOMAIN.fullmatch(prefix):
+                problems.append(f"prefix part {_SUBDOMAIN_TEXT}")
+    name = parts[-1]
+    if not name:
+        problems.append("name part must be non-empty")
+    elif len(name.encode()) > 63:
+        problems.append("name part must be no more than 63 bytes")
+    if not _QUALIFIED.fullmatch(name):
+        problems.append(f"name part {_QUALIFIED_TEXT}")
+    return problems
+
+
+def _label_problems(metadata: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for invalid label keys and values and annotation keys and size."""
+    causes = []
+    labels = metadata.get("labels")
+    for key, value in (labels.items() if isinstance(labels, Mapping) else ()):
+        causes += [("metadata.labels", f'Invalid value: "{key}": {p}') for p in _key_problems(key)]
+        value = "" if value is None else str(value)
+        if len(value.encode()) > 63:
+            causes.append(("metadata.labels", f'Invalid value: "{value}": must be no more than '
+                           "63 bytes"))
+        if not _LABEL_VALUE.fullmatch(value):
+            causes.append(("metadata.labels", f'Invalid value: "{value}": {_LABEL_VALUE_TEXT}'))
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, Mapping):
+        size = 0
+        for key, value in annotations.items():
+            causes += [("metadata.annotations", f'Invalid value: "{key}": {p}')
+                       for p in _key_problems(str(key).lower())]
+            size += len(str(key).encode()) + len(str(value or "").encode())
+        if size > _ANNOTATIONS_LIMIT:
+            causes.append(("metadata.annotations",
+                           f"Too long: may not be more than {_ANNOTATIONS_LIMIT} bytes"))
+    return causes
 
 
 def _normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -1247,10 +1390,15 @@ def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _tracks_generation(rt: ResourceType) -> bool:
     """Whether the real server keeps ``metadata.generation`` for this kind.
 
-    Workload kinds, CRDs and custom resources do; configmaps, secrets, services,
-    namespaces, pods (before 1.33) and the other simple kinds have none.
+    Workload kinds, CRDs, custom resources, and (since 1.33/1.35) Pods and
+    PodTemplates do; configmaps, secrets, services, namespaces and the other
+    simple kinds have none.
     """
-    return rt.custom or rt is CRDS or rt.group in ("apps", "batch")
+    return rt.custom or rt is CRDS or rt.group in ("apps", "batch") or (
+        rt.group == "" and rt.plural in _CORE_KINDS_WITH_GENERATION)
+
+
+_CORE_KINDS_WITH_GENERATION = ("pods", "podtemplates")
 
 
 def _bumps_generation(rt: ResourceType, new: Mapping[str, Any], old: Mapping[str, Any],

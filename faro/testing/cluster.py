@@ -70,6 +70,10 @@ class SimulatedCluster:
         namespace_cleanup_delay: seconds between a namespace turning Terminating
             and the deletion of its objects (the real namespace controller is
             asynchronous too, which ``kubectl delete -f`` relies on).
+        anonymous_auth: a request without credentials is ``system:anonymous``,
+            as on a real server with anonymous authentication (its default):
+            403 Forbidden in RBAC's words outside /version and the health
+            endpoints. False (the default): 401 Unauthorized.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class SimulatedCluster:
         too_large_rv_wait: float = 3.0,
         expired_in_stream: bool = True,
         namespace_cleanup_delay: float = 1.0,
+        anonymous_auth: bool = False,
     ) -> None:
         self._host = host
         self._port = port
@@ -94,6 +99,7 @@ class SimulatedCluster:
         self._requested_kubeconfig = Path(kubeconfig_path) if kubeconfig_path else None
         self._bookmark_interval = bookmark_interval
         self._expired_in_stream = expired_in_stream
+        self._anonymous_auth = anonymous_auth
         self._store = Store(history_size=history_size, too_large_wait=too_large_rv_wait,
                             namespace_cleanup_delay=namespace_cleanup_delay)
         self._faults = Faults()
@@ -120,7 +126,7 @@ class SimulatedCluster:
         try:
             server = SimServer(
                 (self._host, self._port), self._store, self._faults, self._current_token,
-                self._bookmark_interval, self._expired_in_stream,
+                self._bookmark_interval, self._expired_in_stream, self._anonymous_auth,
             )
             self._tempdir = tempdir
             if self._tls:

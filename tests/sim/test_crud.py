@@ -164,14 +164,14 @@ def test_creating_in_a_missing_namespace_is_404(api: RawClient) -> None:
     assert body["details"] == {"name": "nope", "kind": "namespaces"}
 
 
-@pytest.mark.parametrize("change", [
-    {"kind": "Secret"},
-    {"apiVersion": "apps/v1"},
+@pytest.mark.parametrize(("change", "message"), [
+    ({"kind": "Secret"}, 'Secret in version "v1" cannot be handled as a ConfigMap'),
+    ({"apiVersion": "apps/v1"}, "does not match the expected"),
 ])
-def test_api_version_or_kind_not_matching_the_url_is_400(api: RawClient,
-                                                         change: dict[str, str]) -> None:
+def test_api_version_or_kind_not_matching_the_url_is_400(api: RawClient, change: dict[str, str],
+                                                         message: str) -> None:
     body = assert_status(api.post(CM, {**configmap("a"), **change}), 400, "BadRequest")
-    assert "does not match the expected" in body["message"]
+    assert message in body["message"]
     assert api.get(f"{CM}/a").status == 404
 
 
@@ -402,12 +402,12 @@ def test_delete_preconditions(api: RawClient) -> None:
     wrong_uid = str(uuid.uuid4())
     body = assert_status(api.delete(f"{CM}/a", {"preconditions": {"uid": wrong_uid}}),
                          409, "Conflict")
-    assert body["message"] == (f'Operation cannot be fulfilled on configmaps "a": Precondition '
-                               f"failed: UID in precondition: {wrong_uid}, UID in object meta: "
-                               f"{uid}")
+    assert body["message"] == (f'Operation cannot be fulfilled on ConfigMap "a": the UID in the '
+                               f"precondition ({wrong_uid}) does not match the UID in record "
+                               f"({uid}). The object might have been deleted and then recreated")
     body = assert_status(api.delete(f"{CM}/a", {"preconditions": {"resourceVersion": "1"}}),
                          409, "Conflict")
-    assert f"ResourceVersion in object meta: {version}" in body["message"]
+    assert f"does not match the ResourceVersion in record ({version})" in body["message"]
     assert api.get(f"{CM}/a").status == 200
     response = api.delete(f"{CM}/a", {"preconditions": {"uid": uid, "resourceVersion": version}})
     assert response.status == 200, response
@@ -495,12 +495,13 @@ def test_deletecollection_with_a_label_selector(api: RawClient) -> None:
     assert [item["metadata"]["name"] for item in remaining] == ["c"]
 
 
-def test_deletecollection_is_not_allowed_on_services(api: RawClient) -> None:
-    path = "/api/v1/namespaces/default/services"
+def test_deletecollection_is_allowed_on_services_not_namespaces(api: RawClient) -> None:
+    path = "/api/v1/namespaces/default/services"  # allowed since Kubernetes 1.31
     create(api, path, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
                        "spec": {"ports": [{"port": 80}]}})
-    assert_status(api.delete(path), 405, "MethodNotAllowed")
-    assert api.get(f"{path}/s").status == 200
+    assert api.delete(path).status == 200
+    assert api.get(f"{path}/s").status == 404
+    assert_status(api.delete("/api/v1/namespaces"), 405, "MethodNotAllowed")
 
 
 # ------------------------------------------------------------------------------------ dry run
@@ -533,14 +534,14 @@ def test_dry_run_persists_nothing(api: RawClient, cluster: SimulatedCluster) -> 
 @pytest.mark.parametrize(("method", "path", "body", "code"), [
     ("GET", f"{CM}/missing", None, 404),
     ("GET", "/api/v1/nothings", None, 404),
-    ("GET", "/apis/nope.example.com/v1", None, 404),
+    ("GET", "/apis/apps/v9", None, 404),  # (an unknown group's 404 is plain text)
     ("POST", CM, b"{not json", 400),
     ("POST", CM, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "UPPER"}}, 422),
     ("PUT", f"{CM}/missing", {"apiVersion": "v1", "kind": "ConfigMap",
                               "metadata": {"name": "missing"}}, 404),
     ("DELETE", f"{CM}/missing", None, 404),
     ("GET", CM + "?labelSelector=a%20in%20(", None, 400),
-    ("GET", CM + "?limit=-1", None, 400),
+    ("GET", CM + "?limit=x", None, 400),
 ])
 def test_every_error_body_is_a_status(api: RawClient, method: str, path: str, body: Any,
                                       code: int) -> None:

@@ -282,6 +282,7 @@ def test_bookmarks_advance_the_resource_version_and_notify_nothing() -> None:
         recorder = Recorder()
         informer = make.started(namespace=ns, recorder=recorder)
         start = informer.last_sync_resource_version
+        wait_watching(cluster)  # bookmarks only report changes made after the watch began
         for i in range(5):  # changes the informer does not see: another namespace
             cluster.create(configmap(f"noise-{i}"))
         latest = str(cluster.resource_version)

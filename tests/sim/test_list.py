@@ -285,7 +285,7 @@ def test_future_resource_version_is_504_too_large_after_waiting(
     elapsed = time.monotonic() - started
     body = assert_status(response, 504, "Timeout")
     assert elapsed >= 0.3  # the fixture's too_large_rv_wait
-    assert body["message"] == (f"Too large resource version: {future}, current: "
+    assert body["message"] == (f"Timeout: Too large resource version: {future}, current: "
                                f"{cluster.resource_version}")
     assert body["details"]["causes"] == [
         {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]

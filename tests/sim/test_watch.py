@@ -163,6 +163,9 @@ def test_bookmarks_advance_and_never_lag_behind_delivered_events() -> None:
     with sim_client(bookmark_interval=0.05) as (sim, client):
         watch = client.watch(CM, resourceVersion=str(sim.resource_version),
                              allowWatchBookmarks="true")
+        # As from the real server: no bookmark before a change made after the watch began.
+        client.post("/api/v1/namespaces/default/secrets",
+                    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s0"}})
         first = watch.until(lambda e: e["type"] == "BOOKMARK")[-1]
         assert first["object"]["kind"] == "ConfigMap"
         assert first["object"]["apiVersion"] == "v1"

@@ -1,0 +1,1 @@
+"""Fidelity of the simulated API server, measured against a real kube-apiserver."""
