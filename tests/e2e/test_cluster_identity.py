@@ -44,7 +44,7 @@ import faro
 from faro import Controller, KubernetesClient, MatchedEvent
 from faro.config import Config
 from tests.e2e.backend import FARO_IDENTITY_ENV, Backend, Proxy, target_backend
-from tests.sim.kube import DEADLINE, LineReader, unique
+from tests.sim.kube import DEADLINE, LineReader, eventually, unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -107,17 +107,6 @@ def deny_secrets(backend: Backend, namespace: str) -> None:
 
 # ------------------------------------------------------------------------------ helpers
 
-
-def eventually(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``predicate`` until truthy (returned); fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g}s: {what}")
-        time.sleep(0.05)  # the polling interval of a deadline-bounded wait
 
 
 def configmap(name: str, step: str) -> k8s.V1ConfigMap:

@@ -36,7 +36,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import pytest
@@ -49,14 +49,13 @@ from faro.discovery import Discovery
 from tests.e2e.backend import UNCACHED, Backend, Proxy, target_backend
 from tests.sim.controller_helpers import Events
 from tests.sim.informer_helpers import Note, Recorder, replay, rv_of
-from tests.sim.kube import DEADLINE, Kubectl, unique
+from tests.sim.kube import DEADLINE, Kubectl, eventually, unique
 
 pytestmark = pytest.mark.cluster
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 """Informer backoff for these tests (the default starts at 0.8 s and grows to 30 s)."""
 
-T = TypeVar("T")
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -128,17 +127,6 @@ def through(proxy: Proxy, backend: Backend, tmp_path: Path) -> client.ApiClient:
     path = proxy.kubeconfig(backend.kubeconfig, tmp_path / "proxy.kubeconfig")
     return config.new_client_from_config(config_file=path)
 
-
-def wait_until(condition: Callable[[], T], what: str, timeout: float = DEADLINE) -> T:
-    """Poll ``condition`` until it returns something true; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.02)  # the polling interval of a deadline-bounded wait
 
 
 def configmap(name: str, labels: dict[str, str] | None = None,
@@ -251,7 +239,7 @@ def test_an_informer_cut_off_by_an_outage_resumes_and_delivers_each_change_once_
     connections = proxy.connections
     with proxy.outage():
         # The informer notices: its watch is cut and its reconnections are refused.
-        wait_until(lambda: informer.health().consecutive_failures >= 1,
+        eventually(lambda: informer.health().consecutive_failures >= 1,
                    "the informer noticing the outage")
         # Changes made meanwhile, straight to the server (not through the proxy).
         record("add", v1.create_namespaced_config_map(ns, configmap("born", labels, v="1")))
@@ -361,7 +349,7 @@ def test_a_short_watch_gets_a_bookmark_before_its_timeout_and_moves_the_informer
     reader.join(DEADLINE)
 
     # The informer's resourceVersion follows its bookmark, and no handler is called for it.
-    wait_until(lambda: int(informer.last_sync_resource_version or 0) >= moved,
+    eventually(lambda: int(informer.last_sync_resource_version or 0) >= moved,
                f"the informer's resourceVersion reaching {moved}: {informer.health()}")
     assert changes_of(recorder.notes) == [("add", f"{quiet}/marker", marker)]
     health = informer.health()
@@ -399,7 +387,7 @@ def test_a_compaction_during_an_outage_makes_the_informer_relist_and_report_the_
     before = len(recorder.notes)
 
     with proxy.outage():
-        wait_until(lambda: informer.health().consecutive_failures >= 1,
+        eventually(lambda: informer.health().consecutive_failures >= 1,
                    "the informer noticing the outage")
         v1.delete_namespaced_pod_template("deleted", ns)
         updated = v1.patch_namespaced_pod_template(
@@ -475,7 +463,7 @@ def installed_crd(api: client.ApiClient, group: str, plural: str, kind: str) -> 
             crd = extensions.read_custom_resource_definition(name)
             return crd if any(c.type == "Established" and c.status == "True"
                               for c in crd.status.conditions or ()) else None
-        yield wait_until(established, f"CRD {name} Established")
+        yield eventually(established, f"CRD {name} Established")
     finally:
         with contextlib.suppress(ApiException):
             extensions.delete_custom_resource_definition(name)
@@ -502,7 +490,7 @@ def test_a_controller_configured_before_its_crd_exists_watches_it_once_establish
 
     with installed_crd(api, group, plural, kind):
         key = f"{gvr} in {ns}"
-        informer = wait_until(lambda: controller.informers().get(key),
+        informer = eventually(lambda: controller.informers().get(key),
                               f"the controller starting an informer for {key}")
         assert informer.wait_for_sync(DEADLINE), informer.health()
 
@@ -524,7 +512,7 @@ def test_a_controller_configured_before_its_crd_exists_watches_it_once_establish
         assert update.resource_version == updated["metadata"]["resourceVersion"]
         assert not deleted.final_state_unknown and deleted.object["spec"] == {"size": 2}
     # Once the CRD is gone, the controller stops that informer and stays ready.
-    wait_until(lambda: not controller.informers(), "the informer stopping with its CRD")
+    eventually(lambda: not controller.informers(), "the informer stopping with its CRD")
     assert controller.is_ready()
     assert len(events.events) == 3
 
@@ -617,7 +605,7 @@ def test_discovery_finds_every_served_group_version_and_a_new_crds_group(
                             f"faro {sorted(faro_names - names)} that kubectl does not")
         return "; ".join(problems)
 
-    wait_until(lambda: not difference(), f"faro's discovery matching the server's: "
+    eventually(lambda: not difference(), f"faro's discovery matching the server's: "
                f"{difference()}")
     found = _discovered(api)
     assert ("", "v1", "configmaps") in found and ("apps", "v1", "deployments") in found
@@ -627,13 +615,13 @@ def test_discovery_finds_every_served_group_version_and_a_new_crds_group(
     with installed_crd(api, group, plural, kind):
         # Found as soon as it is Established (a miss refreshes the cache, at most every 2 s)...
         discovery = Discovery(api, min_refresh_interval=0.0)
-        resource = wait_until(lambda: discovery.find(f"{group}/v1/{plural}"),
+        resource = eventually(lambda: discovery.find(f"{group}/v1/{plural}"),
                               f"faro's discovery finding {group}/v1/{plural}")
         assert resource.namespaced and resource.watchable
         # ... and then as kubectl sees it.
-        wait_until(lambda: f"{plural}.{group}" in _kubectl_names(kubectl),
+        eventually(lambda: f"{plural}.{group}" in _kubectl_names(kubectl),
                    f"kubectl listing {plural}.{group}")
-        wait_until(lambda: not difference(), "faro's discovery matching the server's with "
+        eventually(lambda: not difference(), "faro's discovery matching the server's with "
                    f"the CRD: {difference()}")
         assert (group, "v1", plural) in _discovered(api)
 
@@ -715,14 +703,14 @@ def test_a_field_selector_the_server_rejects_is_reported_while_the_rest_keeps_wo
     bad = controller.informers()[bad_key]
 
     # The informer's health says what the server answered, to which request.
-    health = wait_until(lambda: (h := bad.health()).last_error and h,
+    health = eventually(lambda: (h := bad.health()).last_error and h,
                         "the bad informer's first error")
     assert not health.synced and health.consecutive_failures >= 1
     assert "HTTP 400" in health.last_error and "spec.foo" in health.last_error
     assert f"GET /api/v1/namespaces/{ns}/configmaps?fieldSelector=spec.foo=bar" \
         in health.last_error
     # So does the log, at ERROR: the request is refused, retrying does not help.
-    refused = wait_until(lambda: [r for r in caplog.records if r.levelno >= logging.ERROR
+    refused = eventually(lambda: [r for r in caplog.records if r.levelno >= logging.ERROR
                                   and "fieldSelector=spec.foo=bar" in r.getMessage()],
                          "an ERROR log line naming the selector")
     assert "HTTP 400" in refused[0].getMessage() and ns in refused[0].getMessage()

@@ -25,13 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from faro.testing import SimulatedCluster
 
 E2E_ENV = "FARO_E2E_KUBECONFIG"
+T = TypeVar("T")
 
 
 def real_cluster() -> str | None:
@@ -56,6 +57,18 @@ def target_kubeconfig(**sim_options: Any) -> Iterator[str]:
         return
     with SimulatedCluster(tls=True, **sim_options) as sim:
         yield sim.kubeconfig_path
+
+
+def eventually(predicate: Callable[[], T], what: str, timeout: float = DEADLINE) -> T:
+    """Poll ``predicate`` until it returns something true (returned); fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g}s: {what}")
+        time.sleep(0.02)  # the polling interval of a deadline-bounded wait
 
 
 def unique(prefix: str) -> str:
