@@ -282,10 +282,10 @@ SCRIPT: list[Step] = [
          path=TEMPLATES + "?watch=1&resourceVersion={listrv:t-page1}&timeoutSeconds=1",
          watch=True, expect=200, view="names",
          known={"events[0].object.message": "etcd's words for a watch its watch cache does not "
-                "serve (podtemplates here); the watch cache's, the simulator's, are in the "
-                "next step"}),
-    Step("410: watch from a resourceVersion the watch cache no longer has (an ERROR event)",
-         path=SECRETS + "?watch=1&resourceVersion=1&timeoutSeconds=1", watch=True, expect=200),
+                "serve (podtemplates here); the simulator uses the watch cache's"}),
+    # Not compared: a watch of a cached resource from an old resourceVersion. Whether the watch
+    # cache still has it depends on the cluster's history (a fresh cluster answers with events,
+    # a long-running one with 410), so no script can expect one answer.
     # ---------------------------------------------------------------- the end
     Step("delete the namespace", "DELETE", "/api/v1/namespaces/{ns}", expect=200),
 ]
