@@ -16,6 +16,15 @@ Every process is separate: the simulated API server runs in ``sim_server.py``
   RSS after that and ``gc.collect()``. Baseline: the official client's
   ``kubernetes.informer.SharedInformer``.
 
+Every benchmark also runs ``client-go``: a client-go SharedInformer in Go
+(``clientgo/main.go``, its own Go module), driven with the same arguments and
+printing the same JSON line as the ``clients.py`` variants. It is built on
+demand into ``clientgo/bin/`` (``go build``, ``CGO_ENABLED=0``), again only
+when ``main.go``, ``go.mod`` or ``go.sum`` changed; without ``go`` on PATH (and
+no up-to-date binary) its rows say so and the others still run. Every other
+row carries client-go's figure from the same run in its JSON
+(``client_go_value``, ``ratio_to_client_go``).
+
 Variants run interleaved, ``repeat`` times each; the best run of each is kept.
 """
 
@@ -23,6 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -36,9 +48,16 @@ HERE = Path(__file__).resolve().parent
 SIM_SERVER = HERE / "sim_server.py"
 CLIENTS = HERE / "clients.py"
 
-THROUGHPUT_VARIANTS = ("reader", "faro", "reader-cache", "plain-urllib3", "official-informer",
-                       "official-watch")
-CACHE_VARIANTS = ("official-informer", "faro")
+CLIENTGO = "client-go"  # the variant name of the Go client
+CLIENTGO_DIR = HERE / "clientgo"  # its Go module
+CLIENTGO_SOURCES = ("main.go", "go.mod", "go.sum")
+CLIENTGO_BIN = CLIENTGO_DIR / "bin" / "clientgo-bench"  # gitignored
+CLIENTGO_STAMP = CLIENTGO_BIN.with_name("clientgo-bench.sha256")  # hash of the sources built
+CLIENTGO_BUILD_TIMEOUT = 1800.0  # a cold build downloads and compiles client-go
+
+THROUGHPUT_VARIANTS = ("reader", "faro", CLIENTGO, "reader-cache", "plain-urllib3",
+                       "official-informer", "official-watch")
+CACHE_VARIANTS = ("official-informer", "faro", CLIENTGO)
 THROUGHPUT_BUDGET = 3.0  # seconds of counting after the first event, for every variant
 THROUGHPUT_TARGET = 0.8  # faro events/s >= 0.8 x reader
 MEMORY_TARGET = 0.5  # faro bytes per object <= 0.5 x official informer
@@ -100,13 +119,81 @@ class SimProcess:
         self.close()
 
 
+def _sources_hash() -> str:
+    digest = hashlib.sha256()
+    for name in CLIENTGO_SOURCES:
+        digest.update(name.encode() + b"\0" + (CLIENTGO_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def clientgo_binary() -> tuple[Path | None, str]:
+    """The client-go benchmark client, built if its sources changed: (path, "") or (None, why).
+
+    Prints one line on stderr when it builds, and when the client-go rows are skipped.
+    """
+    wanted = _sources_hash()
+    if CLIENTGO_BIN.exists() and CLIENTGO_STAMP.exists() \
+            and CLIENTGO_STAMP.read_text().strip() == wanted:
+        return CLIENTGO_BIN, ""
+    go = shutil.which("go")
+    if go is None:
+        why = "`go` is not on PATH (needed to build benchmarks/clientgo)"
+        print(f"client-go rows skipped: {why}", file=sys.stderr, flush=True)
+        return None, why
+    print(f"building {CLIENTGO_BIN.relative_to(HERE.parent)} (go build; the first build "
+          "downloads and compiles client-go, minutes) ...", file=sys.stderr, flush=True)
+    CLIENTGO_BIN.parent.mkdir(exist_ok=True)
+    partial = CLIENTGO_BIN.with_name(CLIENTGO_BIN.name + ".partial")
+    env = {**os.environ, "CGO_ENABLED": "0"}
+    try:
+        build = subprocess.run([go, "build", "-trimpath", "-buildvcs=false", "-o", str(partial),
+                                "."], cwd=CLIENTGO_DIR, env=env, capture_output=True, text=True,
+                               timeout=CLIENTGO_BUILD_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:  # run() has killed its own child
+        build = None
+    if build is None or build.returncode != 0:
+        output = "" if build is None else build.stderr.strip()
+        last = output.splitlines()[-1][:200] if output else "no output"
+        why = ("go build timed out" if build is None
+               else f"go build failed (status {build.returncode}): {last}")
+        print(f"client-go rows skipped: {why}", file=sys.stderr, flush=True)
+        if output:
+            print(output[-4000:], file=sys.stderr, flush=True)
+        return None, why
+    partial.replace(CLIENTGO_BIN)
+    CLIENTGO_STAMP.write_text(wanted + "\n")
+    return CLIENTGO_BIN, ""
+
+
+def _unavailable(variant: str) -> dict[str, Any] | None:
+    """The result of a run that cannot start (the client-go binary is missing), else None."""
+    if variant == CLIENTGO:
+        binary, why = clientgo_binary()
+        if binary is None:
+            return {"error": why}
+    return None
+
+
 def _start_client(variant: str, mode: str, kubeconfig: str, count: int,
                   budget: float | None = None) -> subprocess.Popen[str]:
-    command = [sys.executable, str(CLIENTS), variant, mode, "--kubeconfig", kubeconfig,
-               "--count", str(count)]
+    if variant == CLIENTGO:  # same arguments, same JSON line (clientgo/main.go)
+        binary, _ = clientgo_binary()
+        command = [str(binary), mode]
+    else:
+        command = [sys.executable, str(CLIENTS), variant, mode]
+    command += ["--kubeconfig", kubeconfig, "--count", str(count)]
     if budget is not None:
         command += ["--budget", str(budget)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _client_name(proc: subprocess.Popen[str]) -> str:
+    """``VARIANT MODE`` of a client process."""
+    args = [str(arg) for arg in proc.args]
+    if Path(args[0]).name == CLIENTGO_BIN.name:
+        return f"{CLIENTGO} {args[1]}"
+    return " ".join(args[2:4])
 
 
 def _finish_client(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
@@ -116,11 +203,11 @@ def _finish_client(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any
     except subprocess.TimeoutExpired:
         proc.kill()  # our own child, by its handle
         out, err = proc.communicate()
-        raise BenchError(f"client {proc.args[2:4]} took over {timeout:.0f} s: "
+        raise BenchError(f"client {_client_name(proc)} took over {timeout:.0f} s: "
                          f"{err.strip()[-500:]}") from None
     lines = out.strip().splitlines()
     if not lines:
-        raise BenchError(f"client {proc.args[2:4]} exited with status {proc.returncode} "
+        raise BenchError(f"client {_client_name(proc)} exited with status {proc.returncode} "
                          f"and no result: {err.strip()[-1000:]}")
     result: dict[str, Any] = orjson.loads(lines[-1])
     return result
@@ -137,6 +224,9 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 
 def _throughput_once(sim: SimProcess, variant: str, events: int) -> dict[str, Any]:
+    unavailable = _unavailable(variant)
+    if unavailable is not None:
+        return unavailable
     sim.command("reset")
     sim.command("hold")
     proc = _start_client(variant, "throughput", sim.kubeconfig, events, THROUGHPUT_BUDGET)
@@ -174,6 +264,8 @@ def run_throughput(events: int = 50_000, repeat: int = 3) -> list[dict[str, Any]
     if baseline is None:
         raise BenchError(f"reader failed: {samples['reader'][0].get('error')}")
     base_rate = _rate(baseline)
+    clientgo = best[CLIENTGO]
+    clientgo_rate = _rate(clientgo) if clientgo is not None else None
     rows = []
     for variant in THROUGHPUT_VARIANTS[1:]:
         result = best[variant]
@@ -197,6 +289,8 @@ def run_throughput(events: int = 50_000, repeat: int = 3) -> list[dict[str, Any]
             ratio = rate / base_rate
             row.update(value=round(rate), ratio=round(ratio, 3),
                        met=ratio >= THROUGHPUT_TARGET if variant == "faro" else None)
+            if variant != CLIENTGO:
+                _compare_to_clientgo(row, rate, clientgo_rate)
             if result["capped"]:
                 row["variant"] += (f" [capped: first {THROUGHPUT_BUDGET:g} s, "
                                    f"{result['events']} events]")
@@ -206,6 +300,14 @@ def run_throughput(events: int = 50_000, repeat: int = 3) -> list[dict[str, Any]
 
 def _rate(result: dict[str, Any]) -> float:
     return float(result["events"]) / float(result["seconds"])
+
+
+def _compare_to_clientgo(row: dict[str, Any], value: float, clientgo: float | None) -> None:
+    """Add client-go's figure of the same benchmark and run to a row (JSON only)."""
+    digits = 3 if row["unit"] == "s" else 0
+    row["client_go_value"] = (None if clientgo is None
+                              else round(clientgo, digits) if digits else round(clientgo))
+    row["ratio_to_client_go"] = None if clientgo is None else round(value / clientgo, 3)
 
 
 # ------------------------------------------------------------------- memory and sync
@@ -220,6 +322,10 @@ def _cache_runs(objects: int, repeat: int) -> dict[str, list[dict[str, Any]]]:
         sim.command(f"load {objects}")
         for _ in range(repeat):
             for variant in CACHE_VARIANTS:
+                unavailable = _unavailable(variant)
+                if unavailable is not None:
+                    samples[variant].append(unavailable)
+                    continue
                 proc = _start_client(variant, "sync", sim.kubeconfig, objects)
                 try:
                     result = _finish_client(proc, 600)
@@ -255,28 +361,37 @@ def _cache_rows(objects: int, repeat: int, benchmark: str) -> list[dict[str, Any
     if not official:
         raise BenchError(f"official-informer failed: {samples['official-informer'][0]}")
     base = min(official)
-    faro_runs = [r for r in samples["faro"] if "error" not in r]
-    row: dict[str, Any] = {
-        "benchmark": benchmark,
-        "variant": f"faro ({objects} x ~1 KB ConfigMaps, {what})",
-        "unit": unit,
-        "baseline": "official kubernetes.informer.SharedInformer",
-        "baseline_value": rounded(base),
-        "target": f"<= {target}x official",
-        "baseline_samples": [rounded(v) for v in official],
-    }
-    if faro_runs:
-        values = [measure(r) for r in faro_runs]
-        value = min(values)
-        row.update(value=rounded(value), ratio=round(value / base, 3),
-                   met=value / base <= target, samples=[rounded(v) for v in values])
-    else:
-        error = samples["faro"][0]["error"]
-        row.update(value=None, ratio=None, met=False, error=error)
-        row["variant"] += f" unavailable: {error}"
-    if benchmark == "informer_memory":
-        row["runs"] = samples  # every run's rss_before, rss_after and sync_seconds
-    return [row]
+    clientgo_values = [measure(r) for r in samples[CLIENTGO] if "error" not in r]
+    clientgo = min(clientgo_values) if clientgo_values else None
+    rows = []
+    for variant in ("faro", CLIENTGO):
+        runs = [r for r in samples[variant] if "error" not in r]
+        is_faro = variant == "faro"
+        row: dict[str, Any] = {
+            "benchmark": benchmark,
+            "variant": f"{variant} ({objects} x ~1 KB ConfigMaps, {what})",
+            "unit": unit,
+            "baseline": "official kubernetes.informer.SharedInformer",
+            "baseline_value": rounded(base),
+            "target": f"<= {target}x official" if is_faro else "(reference)",
+            "baseline_samples": [rounded(v) for v in official],
+        }
+        if runs:
+            values = [measure(r) for r in runs]
+            value = min(values)
+            row.update(value=rounded(value), ratio=round(value / base, 3),
+                       met=value / base <= target if is_faro else None,
+                       samples=[rounded(v) for v in values])
+            if is_faro:
+                _compare_to_clientgo(row, value, clientgo)
+        else:
+            error = samples[variant][0]["error"]
+            row.update(value=None, ratio=None, met=False if is_faro else None, error=error)
+            row["variant"] += f" unavailable: {error}"
+        if benchmark == "informer_memory" and is_faro:
+            row["runs"] = samples  # every run's rss_before, rss_after and sync_seconds
+        rows.append(row)
+    return rows
 
 
 def run_memory(objects: int = 100_000, repeat: int = 3) -> list[dict[str, Any]]:

@@ -29,6 +29,9 @@ at the first and at the last counted event, to compare with the simulator's
 clock (``controller_throughput`` times from the simulator's release).
 
 Every variant counts in a callback (or loop body) that does nothing else.
+The ``client-go`` variant of the informer benchmarks is a Go program,
+``clientgo/main.go`` (``clientgo-bench MODE`` with the same options), that
+follows this protocol and prints the same JSON line.
 A variant that cannot run (faro not importable yet) prints ``{"error": ...}``
 and exits with status 2.
 """
