@@ -57,7 +57,6 @@ FAST = Backoff(initial=0.05, maximum=0.2)
 """Informer backoff for these tests (the default starts at 0.8 s and grows to 30 s)."""
 
 
-
 # ------------------------------------------------------------------------------ fixtures
 
 
