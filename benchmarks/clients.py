@@ -1,7 +1,8 @@
 """The measured clients of the informer benchmarks, one per process (clean RSS).
 
 Usage: python benchmarks/clients.py VARIANT MODE --kubeconfig PATH --count N
-       [--namespace bench] [--budget SECONDS]
+       [--namespace bench] [--budget SECONDS] [--label-selector SELECTOR]
+       [--announce-sync] [--names]
 
 VARIANT is ``reader``, ``reader-cache``, ``plain-urllib3``, ``faro``,
 ``official-informer``, ``official-watch``, ``faro-controller`` or ``kopf``
@@ -23,6 +24,13 @@ MODE is
   record ``time.time()`` minus the write time the object carries (annotation
   ``faro.bench/written``, ``time.time()`` in the simulator's process just
   before its create). Prints ``{"events": N, "latencies_ms": [...], ...}``.
+  Against a real API server (``bench_real.py``) the writer is the harness,
+  the annotation its ``time.time()`` just before it sends the create, and
+  the client runs with ``--label-selector`` (its list is empty, every event
+  comes from the watch), ``--announce-sync`` (print ``{"synced": true}`` on
+  a line of its own once the informer or controller has synced, before the
+  result line) and ``--names`` (the result also has ``"names"``: each
+  event's object name, in the order of ``latencies_ms``).
 
 Throughput results also carry ``first_wall`` and ``last_wall``: ``time.time()``
 at the first and at the last counted event, to compare with the simulator's
@@ -140,23 +148,36 @@ class Latencies:
     atomic under the GIL); sets ``done`` at the ``expected``-th event.
     """
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, names: bool = False) -> None:
         self.expected = expected
         self.samples: list[float] = []
+        self.names: list[str] | None = [] if names else None
         self._numbers = itertools.count(1)
         self.done = threading.Event()
 
     def record(self, obj: Any) -> None:
         now = time.time()
-        written = float(obj["metadata"]["annotations"][WRITTEN_ANNOTATION])
+        metadata = obj["metadata"]
+        written = float(metadata["annotations"][WRITTEN_ANNOTATION])
         self.samples.append(now - written)
+        if self.names is not None:
+            self.names.append(metadata["name"])
         if next(self._numbers) == self.expected:
             self.done.set()
 
     def result(self) -> dict[str, Any]:
         samples = self.samples[:self.expected]
-        return {"events": len(samples),
-                "latencies_ms": [round(s * 1000.0, 4) for s in samples]}
+        result: dict[str, Any] = {"events": len(samples),
+                                  "latencies_ms": [round(s * 1000.0, 4) for s in samples]}
+        if self.names is not None:
+            result["names"] = self.names[:self.expected]
+        return result
+
+
+def announce_sync() -> None:
+    """Tell the harness the client has synced (``--announce-sync``): one line on stdout."""
+    sys.stdout.write('{"synced": true}\n')
+    sys.stdout.flush()
 
 
 def rss() -> int:
@@ -300,6 +321,8 @@ def _controller(args: argparse.Namespace, handler: Callable[[Any], object],
                 outputs: bool = False) -> Any:
     """faro's Controller on ``v1/configmaps`` in the namespace, 3 workers.
 
+    With ``--label-selector``, the resource's ``label_selector`` is set to it.
+
     With ``outputs``, what ``faro run`` adds: the JSON export, metrics served on a free
     port, and ``setup_logging`` at info (an event line per event to the log file and to
     a console that is /dev/null); otherwise none of them.
@@ -308,10 +331,10 @@ def _controller(args: argparse.Namespace, handler: Callable[[Any], object],
 
     from faro import Config, Controller, KubernetesClient, setup_logging
 
-    settings: dict[str, Any] = {
-        "workers": 3,
-        "resources": [{"gvr": "v1/configmaps", "namespace_names": [args.namespace]}],
-    }
+    resource: dict[str, Any] = {"gvr": "v1/configmaps", "namespace_names": [args.namespace]}
+    if args.label_selector:
+        resource["label_selector"] = args.label_selector
+    settings: dict[str, Any] = {"workers": 3, "resources": [resource]}
     if outputs:
         settings.update(json_export=True, output_dir=tempfile.mkdtemp(prefix="faro-bench-"),
                         metrics={"enabled": True, "port": 0, "bind_addr": "127.0.0.1"})
@@ -406,12 +429,16 @@ def latency_faro(args: argparse.Namespace) -> dict[str, Any]:
     """faro's SharedInformer: write time to the on_add call."""
     from faro.cache import SharedInformer
 
-    latencies = Latencies(args.count)
+    latencies = Latencies(args.count, names=args.names)
     record = latencies.record
     informer = SharedInformer(api_client(args.kubeconfig), "v1/configmaps",
-                              namespace=args.namespace)
+                              namespace=args.namespace, label_selector=args.label_selector)
     informer.add_event_handler(on_add=lambda obj, is_initial: record(obj))
     informer.start()
+    if args.announce_sync:
+        if not informer.wait_for_sync(timeout=args.timeout):
+            raise SystemExit(f"clients: faro not synced within {args.timeout:.0f} s")
+        announce_sync()
     if not latencies.done.wait(args.timeout):
         raise SystemExit(f"clients: {len(latencies.samples)} of {args.count} events")
     return latencies.result()
@@ -419,9 +446,15 @@ def latency_faro(args: argparse.Namespace) -> dict[str, Any]:
 
 def latency_faro_controller(args: argparse.Namespace) -> dict[str, Any]:
     """faro's Controller: write time to the handler call on a worker."""
-    latencies = Latencies(args.count)
+    latencies = Latencies(args.count, names=args.names)
     record = latencies.record
-    _controller(args, lambda event: record(event.object))
+    controller = _controller(args, lambda event: record(event.object))
+    if args.announce_sync:
+        ready = threading.Event()
+        controller.set_ready_callback(ready.set)
+        if not ready.wait(args.timeout):
+            raise SystemExit(f"clients: the controller not ready within {args.timeout:.0f} s")
+        announce_sync()
     if not latencies.done.wait(args.timeout):
         raise SystemExit(f"clients: {len(latencies.samples)} of {args.count} events")
     return latencies.result()
@@ -503,6 +536,12 @@ def main() -> int:
                         help="throughput: stop counting this many seconds after the first event")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="give up after this many seconds")
+    parser.add_argument("--label-selector", default=None,
+                        help="latency (faro, faro-controller): the informer's label selector")
+    parser.add_argument("--announce-sync", action="store_true",
+                        help='latency (faro, faro-controller): print {"synced": true} once synced')
+    parser.add_argument("--names", action="store_true",
+                        help="latency: also report each event's object name")
     args = parser.parse_args()
     run = VARIANTS.get((args.variant, args.mode))
     if run is None:

@@ -1,13 +1,17 @@
 """Run faro's benchmarks and print a table (``make bench``).
 
 Usage: python benchmarks/run.py [--only NAME ...] [--json PATH] [--events N] [--objects N]
-                                [--repeat N] [--kopf-python PATH]
+                                [--repeat N] [--kopf-python PATH] [--real-objects N]
+                                [--real-rate R] [--real-seconds S]
        python benchmarks/run.py --only soak [--soak-seconds S] [--soak-rate R]
                                 [--soak-fault-every P]
 
 Every benchmark measures its own baseline in the same run and reports the ratio
 to it, so results compare across machines; targets are reported, never asserted.
 The soak (10 minutes by default) runs only when named: ``--only soak``.
+``real_sync`` and ``real_latency`` run against a real kube-apiserver
+(``$FARO_E2E_KUBECONFIG``, else the one ``make cluster-up`` started); without
+one their rows say ``skipped: no real cluster (make cluster-up)``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_controller
 import bench_informer
+import bench_real
 import bench_sim
 import bench_soak
 
@@ -40,6 +45,10 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "controller_throughput": lambda a: bench_controller.run_throughput(
         events=a.events, repeat=a.repeat, kopf=a.kopf_python),
     "controller_latency": lambda a: bench_controller.run_latency(repeat=a.repeat),
+    # Against a real API server; each row says "skipped" when there is none.
+    "real_sync": lambda a: bench_real.run_sync(objects=a.real_objects, repeat=a.repeat),
+    "real_latency": lambda a: bench_real.run_latency(rate=a.real_rate, seconds=a.real_seconds,
+                                                     repeat=a.repeat),
     "soak": lambda a: bench_soak.run(seconds=a.soak_seconds, rate=a.soak_rate,
                                      fault_every=a.soak_fault_every),
 }
@@ -83,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="controller_throughput: an interpreter with kopf, orjson and PyYAML "
                              f"for the kopf row (default: ${bench_controller.KOPF_PYTHON_ENV}, "
                              "else this one if it has kopf, else the row is not run)")
+    parser.add_argument("--real-objects", type=int, default=bench_real.SYNC_OBJECTS,
+                        help="real_sync: ConfigMaps created on the real server "
+                             f"(default {bench_real.SYNC_OBJECTS})")
+    parser.add_argument("--real-rate", type=float, default=bench_real.LATENCY_RATE,
+                        help="real_latency: creates per second "
+                             f"(default {bench_real.LATENCY_RATE:g})")
+    parser.add_argument("--real-seconds", type=float, default=bench_real.LATENCY_SECONDS,
+                        help="real_latency: seconds of writing per run "
+                             f"(default {bench_real.LATENCY_SECONDS:g})")
     parser.add_argument("--soak-seconds", type=float, default=600.0,
                         help="soak (only with --only soak): how long the simulator writes "
                              "(default 600)")
