@@ -71,6 +71,7 @@ from bench_informer import (
     clientgo_binary,
 )
 from bench_sim import configmap
+from pacing import Schedule
 
 TOP = Path(__file__).resolve().parents[1]
 CLUSTER_PY = TOP / "tests" / "cluster" / "cluster.py"
@@ -423,18 +424,10 @@ def _write(api: Api, namespace: str, run: str, rate: float,
         objects.append(obj)
     sent: dict[str, float] = {}
     answered: dict[str, float] = {}
-    monotonic, wall, sleep = time.monotonic, time.time, time.sleep
-    interval = 1.0 / rate
-    late = 0.0
-    late_writes = 0
-    start = monotonic()
-    for k, obj in enumerate(objects):
-        delay = start + k * interval - monotonic()
-        if delay > 0:
-            sleep(delay)
-        else:
-            late = max(late, -delay)
-            late_writes += delay < -0.001
+    wall = time.time
+    schedule = Schedule(count, rate)
+    for k in schedule:
+        obj = objects[k]
         name = obj["metadata"]["name"]
         written = wall()
         obj["metadata"]["annotations"] = {WRITTEN_ANNOTATION: repr(written)}
@@ -444,7 +437,7 @@ def _write(api: Api, namespace: str, run: str, rate: float,
     first, last = min(sent.values()), max(sent.values())
     return {"sent": sent, "answered": answered,
             "rate": round((count - 1) / (last - first), 1) if count > 1 else 0.0,
-            "max_late_ms": round(late * 1000, 3), "late_writes": late_writes}
+            **schedule.lateness()}
 
 
 def _latency_once(api: Api, kubeconfig: str, namespace: str, variant: str, run: str,

@@ -83,6 +83,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_informer import BenchError, SimProcess  # noqa: E402
+from pacing import Schedule  # noqa: E402
 
 NAMESPACE = "bench"
 NAMES = 500  # the pool of ConfigMap names the writer draws from
@@ -197,18 +198,10 @@ def write(cluster: Any, rate: float, seconds: float, fault_every: float, log_pat
     counts = {"A": 0, "M": 0, "D": 0}
     faults = _Faults(cluster, seconds, fault_every)
     count = round(rate * seconds)
-    interval = 1.0 / rate
-    monotonic, sleep = time.monotonic, time.sleep
-    late = 0.0
-    late_writes = 0
-    start = faults.start = monotonic()
-    for k in range(count):
-        delay = start + k * interval - monotonic()
-        if delay > 0:
-            sleep(delay)
-        else:
-            late = max(late, -delay)
-            late_writes += delay < -0.001
+    monotonic = time.monotonic
+    schedule = Schedule(count, rate)
+    start = faults.start = schedule.start
+    for _ in schedule:
         faults.step(monotonic() - start)
         name = pool[rng.randrange(names)]
         obj = current.get(name)
@@ -233,9 +226,8 @@ def write(cluster: Any, rate: float, seconds: float, fault_every: float, log_pat
     Path(log_path).write_bytes(orjson.dumps(log))
     return {"writes": len(log), "by_type": counts, "objects": len(current),
             "rate": round((count - 1) / elapsed, 1) if count > 1 and elapsed > 0 else 0.0,
-            "max_late_ms": round(late * 1000, 3), "late_writes": late_writes,
-            "seconds": round(elapsed, 3), "final_rv": cluster.resource_version,
-            "faults": faults.done}
+            **schedule.lateness(), "seconds": round(elapsed, 3),
+            "final_rv": cluster.resource_version, "faults": faults.done}
 
 
 # ------------------------------------------------------------------- the client's side

@@ -332,8 +332,9 @@ def _controller(args: argparse.Namespace, handler: Callable[[Any], object],
     from faro import Config, Controller, KubernetesClient, setup_logging
 
     resource: dict[str, Any] = {"gvr": "v1/configmaps", "namespace_names": [args.namespace]}
-    if args.label_selector:
-        resource["label_selector"] = args.label_selector
+    selector = getattr(args, "label_selector", None)  # bench_soak's client has no such option
+    if selector:
+        resource["label_selector"] = selector
     settings: dict[str, Any] = {"workers": 3, "resources": [resource]}
     if outputs:
         settings.update(json_export=True, output_dir=tempfile.mkdtemp(prefix="faro-bench-"),

@@ -53,6 +53,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sim import configmap
+from pacing import Schedule
 
 from faro.testing import SimulatedCluster
 
@@ -111,25 +112,17 @@ class Session:
         objects = [configmap(i) for i in range(self.next_index, self.next_index + count)]
         self.next_index += count
         create = self.cluster.create
-        monotonic, wall, sleep = time.monotonic, time.time, time.sleep
-        interval = 1.0 / per_second
+        wall, sleep = time.time, time.sleep
         # No collection of the server's own may stall the writes and the watch
         # being measured: collect and freeze now, and collect nothing meanwhile.
         gc.collect()
         gc.freeze()
         gc.disable()
         try:
-            start = monotonic()
-            late = 0.0
-            late_writes = 0  # writes more than 1 ms behind their schedule
+            schedule = Schedule(count, per_second)
             first = last = 0.0
-            for k, obj in enumerate(objects):
-                delay = start + k * interval - monotonic()
-                if delay > 0:
-                    sleep(delay)
-                else:
-                    late = max(late, -delay)
-                    late_writes += delay < -0.001
+            for k in schedule:
+                obj = objects[k]
                 written = wall()
                 obj["metadata"]["annotations"] = {WRITTEN_ANNOTATION: repr(written)}
                 create(obj)
@@ -142,8 +135,7 @@ class Session:
         gc.collect()
         gc.freeze()
         achieved = (count - 1) / (last - first) if count > 1 and last > first else 0.0
-        return {"events": count, "rate": round(achieved, 1),
-                "max_late_ms": round(late * 1000, 3), "late_writes": late_writes,
+        return {"events": count, "rate": round(achieved, 1), **schedule.lateness(),
                 "seconds": round(last - first, 3)}
 
     def soak(self, rate: str, seconds: str, fault_every: str, names: str,
