@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ import pytest
 from kubernetes import config, dynamic
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
-from tests.sim.kube import target_kubeconfig, unique
+from tests.sim.kube import eventually, target_kubeconfig, unique
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CONFIGS = EXAMPLES / "configs"
@@ -60,14 +59,7 @@ def test_the_simulated_cluster_demo_shows_every_expected_event() -> None:
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)  # polling interval, not synchronisation
+    return eventually(condition, what, timeout)
 
 
 class Example:

@@ -169,8 +169,8 @@ def configmap(name: str, namespace: str = "default", labels: dict[str, str] | No
 
 
 def eventually(predicate: Callable[[], Any], timeout: float = DEADLINE,
-               interval: float = 0.01) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail at the deadline."""
+               interval: float = 0.01, *, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what``."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -179,7 +179,7 @@ def eventually(predicate: Callable[[], Any], timeout: float = DEADLINE,
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"not within {timeout:g}s: {what}")
         time.sleep(interval)  # polling interval of a deadline-bounded poll, not synchronisation
 
 

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import orjson
 
 from faro.testing import SimulatedCluster
+from tests.sim import helpers
 
 E2E_ENV = "FARO_E2E_KUBECONFIG"
 T = TypeVar("T")
@@ -60,15 +61,11 @@ def target_kubeconfig(**sim_options: Any) -> Iterator[str]:
 
 
 def eventually(predicate: Callable[[], T], what: str, timeout: float = DEADLINE) -> T:
-    """Poll ``predicate`` until it returns something true (returned); fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:g}s: {what}")
-        time.sleep(0.02)  # the polling interval of a deadline-bounded wait
+    """Poll ``predicate`` until it returns something true (returned); fail naming ``what``.
+
+    :func:`tests.sim.helpers.eventually` with this module's deadline (longer on a real cluster).
+    """
+    return helpers.eventually(predicate, timeout, 0.02, what=what)  # type: ignore[no-any-return]
 
 
 def unique(prefix: str) -> str:
