@@ -1,4 +1,4 @@
-"""The clock faro waits with: monotonic seconds, and timed waits on a condition.
+"""The clock faro waits with: monotonic seconds, wall-clock seconds, and timed waits.
 
 Code that measures or waits for time takes a :class:`Clock` so tests can swap in
 :class:`faro.testing.FakeClock` and control time instead of sleeping.
@@ -17,6 +17,8 @@ class Clock(Protocol):
     Contract:
 
     * ``now()`` returns seconds on a monotonic scale (never decreasing, arbitrary origin).
+    * ``time()`` returns wall-clock seconds since the epoch (what timestamps shown to
+      people are made of); it may jump when the system clock is set.
     * ``wait(condition, timeout)`` must be called with ``condition``'s lock held, like
       :meth:`threading.Condition.wait`. It releases the lock while blocked and holds it
       again on return. It returns after a ``notify`` on the condition, or once ``timeout``
@@ -27,6 +29,10 @@ class Clock(Protocol):
 
     def now(self) -> float:
         """Monotonic seconds."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch."""
         ...
 
     def wait(self, condition: threading.Condition, timeout: float | None) -> None:
@@ -41,6 +47,9 @@ class RealClock:
 
     now = staticmethod(time.monotonic)
     """Seconds of :func:`time.monotonic` (the function itself: it is called per queued item)."""
+
+    time = staticmethod(time.time)
+    """Seconds of :func:`time.time`."""
 
     def wait(self, condition: threading.Condition, timeout: float | None) -> None:
         """Wait on the held ``condition`` for at most ``timeout`` real seconds."""

@@ -8,6 +8,8 @@ import threading
 class FakeClock:
     """A :class:`faro.clock.Clock` whose time moves only on :meth:`advance` or :meth:`set`.
 
+    :meth:`now` starts at ``start``; :meth:`time` (wall clock) at ``epoch``; both move together.
+
     ``wait(condition, timeout)`` with a finite ``timeout`` blocks on ``condition`` with no
     real timeout and counts as a *waiter* until something wakes it: a ``notify`` on the
     condition, or the next :meth:`advance`/:meth:`set`, which wakes every waiter (whether
@@ -20,10 +22,11 @@ class FakeClock:
     tells you the thread has re-checked and parked again. Thread-safe.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, epoch: float = 1_767_225_600.0) -> None:
         self._lock = threading.Lock()
         self._waiters_changed = threading.Condition(self._lock)
         self._now = float(start)
+        self._epoch = float(epoch) - self._now  # time() is epoch at the start, then moves
         # One token per thread blocked in wait() with a finite timeout.
         self._waiting: dict[object, threading.Condition] = {}
 
@@ -31,6 +34,11 @@ class FakeClock:
         """The current fake time in seconds."""
         with self._lock:
             return self._now
+
+    def time(self) -> float:
+        """Fake wall-clock seconds: ``epoch`` (2026-01-01 by default) plus the time moved."""
+        with self._lock:
+            return self._epoch + self._now
 
     def wait(self, condition: threading.Condition, timeout: float | None) -> None:
         """Wait on the held ``condition`` until notified or until time is moved."""
