@@ -25,7 +25,8 @@ The contract:
   tries again: a file larger than ``max_bytes`` beats lost events.
 * **Permissions.** The file is created with mode 0600 (whatever the umask), and rotated files
   keep it. A new exporter never writes into an existing file: when its name is taken (two
-  exporters started in one second), it takes ``events-YYYYMMDD-HHMMSS-2.json`` and so on.
+  exporters started in one second), it takes ``events-YYYYMMDD-HHMMSS_0002.json`` and so on
+  (names sort by creation time).
 * **Failures never reach the caller.** When a line cannot be written (disk full, the
   directory removed or replaced), it is counted in :attr:`EventExporter.errors`, one ERROR
   line (logger ``faro.export``) names the file and the OS error, and every later event tries
@@ -143,20 +144,23 @@ def _claim_file(directory: Path, prefix: str, suffix: str, mode: int,
                 flags: int = 0) -> tuple[int, Path]:
     """Create ``{prefix}-YYYYMMDD-HHMMSS{suffix}`` (UTC now) in ``directory``, open for writing.
 
-    A name that exists (or whose ``.1`` backup exists) is never reused: ``-2``, ``-3``...
-    are tried instead. The file is created exclusively (O_EXCL), so two writers never share
-    one. Returns the descriptor and the path; raises OSError.
+    A name that exists (or whose ``.1`` backup exists) is never reused: ``_0002``, ``_0003``...
+    are tried instead, a form that sorts after the plain name and before the next second's,
+    so the names of a directory's files sort by the time they were created. The file is
+    created exclusively (O_EXCL), so two writers never share one. Returns the descriptor and
+    the path; raises OSError.
     """
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     for number in itertools.count(1):
-        name = f"{prefix}-{stamp}{suffix}" if number == 1 else f"{prefix}-{stamp}-{number}{suffix}"
+        name = f"{prefix}-{stamp}{suffix}" if number == 1 else \
+            f"{prefix}-{stamp}_{number:04d}{suffix}"
         path = directory / name
         if os.path.lexists(directory / f"{name}.1"):
             continue
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags | _BINARY, mode)
         except FileExistsError:
-            if number >= 10_000:
+            if number >= 9_999:
                 raise
             continue
         return fd, path

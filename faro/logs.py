@@ -147,7 +147,7 @@ def setup_logging(config: Config, *, console: TextIO | None = None) -> LoggingSe
     Sets the ``faro`` logger's level from ``config.log_level``, adds a handler writing to
     ``console`` (default: ``sys.stderr`` as it is when called) and one writing to a new file
     ``{config.output_dir}/logs/faro-YYYYMMDD-HHMMSS.log`` (UTC; the directories are created;
-    an existing file is never reused: ``...-2.log`` then), and sets ``propagate = False``.
+    an existing file is never reused: ``..._0002.log`` then), and sets ``propagate = False``.
     The root logger and every other logger are left alone.
 
     Calling it again while an earlier setup is open replaces that setup: the earlier one is

@@ -28,7 +28,7 @@ from faro.export import LAST_APPLIED_ANNOTATION, EventExporter, event_record
 CONFIG = ResourceConfig("v1/configmaps").normalize()[0]
 TS = datetime(2026, 11, 22, 10, 15, 2, 123456, tzinfo=timezone.utc)
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "event.schema.json"
-NAME_RE = re.compile(r"events-(\d{8}-\d{6})(-\d+)?\.json")
+NAME_RE = re.compile(r"events-(\d{8}-\d{6})(_\d{4})?\.json")
 
 
 def make_event(name: str = "web", namespace: str = "default", *, gvr: str = "v1/configmaps",
@@ -318,10 +318,14 @@ def test_a_taken_name_gives_a_new_file_and_the_other_is_untouched(tmp_path: Path
         path.write_bytes(b"foreign\n")
     with EventExporter(tmp_path) as exp:
         assert exp.path not in foreign
-        assert exp.path.name in {p.name.replace(".json", "-2.json") for p in foreign}
+        assert exp.path.name in {p.name.replace(".json", "_0002.json") for p in foreign}
         exp.export(make_event())
         with EventExporter(tmp_path) as second:  # a third writer in the same second
             assert second.path not in {*foreign, exp.path}
+            # Names sort by creation time: the plain name, then _0002, then the newest.
+            names = sorted(p.name for p in tmp_path.glob("events-*.json"))
+            assert names.index(exp.path.name) < names.index(second.path.name)
+            assert names.index(foreign[0].name) < names.index(exp.path.name)
             second.export(make_event("other"))
             assert [r["name"] for r in lines_of(second.path)] == ["other"]
         assert [r["name"] for r in lines_of(exp.path)] == ["web"]
@@ -335,7 +339,7 @@ def test_a_name_with_a_rotated_backup_is_not_reused(tmp_path: Path) -> None:
         (tmp_path / f"events-{(now + timedelta(seconds=s)):%Y%m%d-%H%M%S}.json.1").write_bytes(
             b"old\n")
     with EventExporter(tmp_path) as exp:
-        assert exp.path.name.endswith("-2.json")
+        assert exp.path.name.endswith("_0002.json")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from faro.logs import LOG_FORMAT, LoggingSetup, UTCFormatter, log_level, setup_l
 EVENT_LINE = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z INFO faro\.events: "
     r"CONFIG \[ADDED\] v1/configmaps default/web \(UID: 1234\)")
-LOG_NAME = re.compile(r"faro-(\d{8}-\d{6})(-\d+)?\.log")
+LOG_NAME = re.compile(r"faro-(\d{8}-\d{6})(_\d{4})?\.log")
 
 
 def config(tmp_path: Path, level: str = "info") -> Config:
