@@ -8,63 +8,38 @@ The usual start::
     controller.add_event_handler(lambda event: print(event.event_type, event.gvr, event.key))
     controller.run()
 
-The informer and work-queue machinery underneath is in :mod:`faro.cache` and
-:mod:`faro.workqueue`; the simulated API server for tests and demos in
-:mod:`faro.testing`.
+These names are the public API (docs/api.md lists them with their contracts). Everything
+else stays importable from its module: the informer and work-queue machinery in
+:mod:`faro.cache` and :mod:`faro.workqueue`, the configuration's parts in
+:mod:`faro.config`, metrics in :mod:`faro.metrics`, discovery in :mod:`faro.discovery`, and
+the simulated API server for tests and demos in :mod:`faro.testing`.
 """
 
 from faro.client import ClientConfigError, KubernetesClient
-from faro.config import (
-    Config,
-    ConfigError,
-    ExportConfig,
-    MetricsConfig,
-    NamespaceConfig,
-    NormalizedConfig,
-    ResourceConfig,
-    ResourceRule,
-    load_config,
-)
-from faro.controller import ActiveInformers, Controller
-from faro.discovery import APIResource, Discovery, DiscoveryError
+from faro.config import Config, ConfigError, ResourceConfig, load_config
+from faro.controller import Controller
+from faro.discovery import DiscoveryError
 from faro.errors import ApiStatusError, FaroError
 from faro.events import EventHandler, EventType, JSONMiddleware, MatchedEvent
-from faro.export import EventExporter, event_record
-from faro.gvr import GroupVersionResource
-from faro.logs import LoggingSetup, setup_logging
-from faro.metrics import ControllerMetrics
-from faro.server import MetricsServer, MetricsServerError
+from faro.export import event_record
+from faro.logs import setup_logging
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "APIResource",
-    "ActiveInformers",
     "ApiStatusError",
     "ClientConfigError",
     "Config",
     "ConfigError",
     "Controller",
-    "ControllerMetrics",
-    "Discovery",
     "DiscoveryError",
-    "EventExporter",
     "EventHandler",
     "EventType",
-    "ExportConfig",
     "FaroError",
-    "GroupVersionResource",
     "JSONMiddleware",
     "KubernetesClient",
-    "LoggingSetup",
     "MatchedEvent",
-    "MetricsConfig",
-    "MetricsServer",
-    "MetricsServerError",
-    "NamespaceConfig",
-    "NormalizedConfig",
     "ResourceConfig",
-    "ResourceRule",
     "__version__",
     "event_record",
     "load_config",

@@ -26,3 +26,13 @@ def test_the_testing_guide_test_module_passes(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout, done.stdout
+
+
+def test_the_api_reference_lists_exactly_the_public_names() -> None:
+    listed = re.findall(r"^### `([A-Za-z_]+)`", (ROOT / "docs" / "api.md").read_text(),
+                        flags=re.MULTILINE)
+    assert sorted(listed) == sorted(faro.__all__)
+    for name in faro.__all__:
+        if name != "__version__":
+            doc = getattr(faro, name).__doc__ or ""
+            assert doc.strip(), f"faro.{name} has no docstring"
