@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +23,7 @@ from typing import Any
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
+from faro.clock import Clock, RealClock
 from faro.discovery import Discovery
 from faro.errors import FaroError
 
@@ -52,14 +52,17 @@ class KubernetesClient:
     ``source`` says where the configuration came from, for logs and messages.
     ``reload`` re-reads the credentials into ``api_client.configuration``;
     :meth:`from_environment` provides it, and without it
-    :meth:`refresh_credentials` does nothing.
+    :meth:`refresh_credentials` does nothing. ``clock`` (default
+    :class:`~faro.clock.RealClock`) is the one :attr:`discovery` measures its cache's
+    age with.
     """
 
     def __init__(self, api_client: ApiClient, *, source: str = "api client",
-                 reload: Callable[[], None] | None = None) -> None:
+                 reload: Callable[[], None] | None = None, clock: Clock | None = None) -> None:
         self._api_client = api_client
         self.source = source
         self._reload = reload
+        self._clock: Clock = clock if clock is not None else RealClock()
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._discovery: Discovery | None = None
@@ -69,7 +72,7 @@ class KubernetesClient:
     def from_environment(cls, kubeconfig: str | os.PathLike[str] | None = None,
                          context: str | None = None, *,
                          service_account_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
-                         ) -> KubernetesClient:
+                         clock: Clock | None = None) -> KubernetesClient:
         """A client for the cluster this program is meant to talk to.
 
         ``kubeconfig`` given: that kubeconfig only (it may be a list of files
@@ -83,7 +86,8 @@ class KubernetesClient:
         so that a broken configuration never silently selects another cluster.
 
         ``context`` selects a kubeconfig context instead of its current-context.
-        Empty strings count as not given. Raises :class:`ClientConfigError`
+        Empty strings count as not given. ``clock`` times the service account
+        token's re-reads and discovery's cache. Raises :class:`ClientConfigError`
         naming every source tried and why it failed.
         """
         configuration = Configuration()
@@ -93,13 +97,14 @@ class KubernetesClient:
             files = _KubeconfigFiles.from_spec(spec, label=f"kubeconfig {spec}")
             if not files.paths:
                 raise ClientConfigError(f"no usable Kubernetes configuration: {files.missing()}")
-            return cls._from_kubeconfig(files, context, configuration, tried=[])
+            return cls._from_kubeconfig(files, context, configuration, tried=[], clock=clock)
 
         tried: list[str] = []
         if context is not None:
             tried.append(f"in-cluster: skipped, because context {context!r} was asked for")
         else:
-            account = _ServiceAccount(Path(service_account_dir))
+            account = _ServiceAccount(Path(service_account_dir),
+                                      clock if clock is not None else RealClock())
             problem = account.problem()
             if problem is None:
                 try:
@@ -108,27 +113,28 @@ class KubernetesClient:
                     problem = str(error)
                 else:
                     return cls(ApiClient(configuration), source="in-cluster service account",
-                               reload=lambda: account.load(configuration))
+                               reload=lambda: account.load(configuration), clock=clock)
             tried.append(f"in-cluster: {problem}")
 
         env = os.environ.get("KUBECONFIG", "")
         if env:
             files = _KubeconfigFiles.from_spec(env, label=f"KUBECONFIG {env}")
             if files.paths:
-                return cls._from_kubeconfig(files, context, configuration, tried)
+                return cls._from_kubeconfig(files, context, configuration, tried, clock)
             tried.append(files.missing())
         else:
             tried.append("KUBECONFIG: not set")
 
         files = _KubeconfigFiles.from_spec(DEFAULT_KUBECONFIG, label=DEFAULT_KUBECONFIG)
         if files.paths:
-            return cls._from_kubeconfig(files, context, configuration, tried)
+            return cls._from_kubeconfig(files, context, configuration, tried, clock)
         tried.append(f"{DEFAULT_KUBECONFIG}: no such file")
         raise ClientConfigError("no usable Kubernetes configuration: " + "; ".join(tried))
 
     @classmethod
     def _from_kubeconfig(cls, files: _KubeconfigFiles, context: str | None,
-                         configuration: Any, tried: list[str]) -> KubernetesClient:
+                         configuration: Any, tried: list[str],
+                         clock: Clock | None) -> KubernetesClient:
         try:
             chosen = files.load(context, configuration)
         except ClientConfigError as error:
@@ -141,7 +147,8 @@ class KubernetesClient:
             files.load(chosen, configuration)
 
         return cls(ApiClient(configuration),
-                   source=f"kubeconfig {files.display} (context {chosen})", reload=reload)
+                   source=f"kubeconfig {files.display} (context {chosen})", reload=reload,
+                   clock=clock)
 
     @property
     def api_client(self) -> ApiClient:
@@ -153,7 +160,7 @@ class KubernetesClient:
         """What the server serves, cached (created on first use, then the same object)."""
         with self._lock:
             if self._discovery is None:
-                self._discovery = Discovery(self._api_client)
+                self._discovery = Discovery(self._api_client, clock=self._clock)
             return self._discovery
 
     def refresh_credentials(self) -> None:
@@ -203,11 +210,15 @@ def _join_host_port(host: str, port: str) -> str:
 
 
 class _ServiceAccount:
-    """The pod's service account: API address from the environment, token and CA from files."""
+    """The pod's service account: API address from the environment, token and CA from files.
 
-    def __init__(self, directory: Path) -> None:
+    ``clock`` times the token's re-reads.
+    """
+
+    def __init__(self, directory: Path, clock: Clock) -> None:
         self.token_path = directory / "token"
         self.ca_path = directory / "ca.crt"
+        self._clock = clock
         self._lock = threading.Lock()
         self._next_read = 0.0
 
@@ -234,7 +245,7 @@ class _ServiceAccount:
         configuration.api_key["BearerToken"] = f"Bearer {token}"
         configuration.refresh_api_key_hook = self._reread_periodically
         with self._lock:
-            self._next_read = time.monotonic() + TOKEN_REREAD_INTERVAL
+            self._next_read = self._clock.now() + TOKEN_REREAD_INTERVAL
 
     def _read_token(self) -> str:
         try:
@@ -249,7 +260,7 @@ class _ServiceAccount:
     def _reread_periodically(self, configuration: Any) -> None:
         # Called by the Configuration before every request: the kubelet rewrites a projected
         # token long before it expires, so re-reading it now and then keeps requests valid.
-        now = time.monotonic()
+        now = self._clock.now()
         with self._lock:
             if now < self._next_read:
                 return

@@ -10,12 +10,13 @@ Modelled on client-go's ``tools/cache``, one concept per module:
   :mod:`~faro.cache.transform`: the pieces they are configured with.
 """
 
+from faro._names import KubeObject
 from faro.cache.backoff import Backoff
 from faro.cache.handlers import ResourceEventHandler, ResourceEventHandlerFuncs
 from faro.cache.health import InformerHealth
 from faro.cache.listwatch import ListPage, ListWatch
 from faro.cache.shared_informer import SharedInformer
-from faro.cache.store import NAMESPACE_INDEX, IndexFunc, KubeObject, Store, meta_namespace_key
+from faro.cache.store import NAMESPACE_INDEX, IndexFunc, Store, meta_namespace_key
 from faro.cache.transform import Transform, strip_managed_fields
 
 __all__ = [

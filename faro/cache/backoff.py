@@ -4,7 +4,9 @@
 (800 ms doubling to 30 s, jitter factor 1.0, reset once two minutes passed
 without a failure). :meth:`Backoff.wait_strategy` makes the tenacity wait
 strategy an informer's retry loop uses; one strategy per informer, as it keeps
-the step it is at.
+the step it is at. The strategy measures time (for the reset) on a
+:class:`~faro.clock.Clock`: the informer's. The waits themselves are the
+informer's too (tenacity's ``sleep``, on the same clock, interruptible by stop).
 
 A failure whose error carries ``retry_after`` (429 Too Many Requests or 503
 with a ``Retry-After`` header) waits what the server asked instead, capped at
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import tenacity
 from tenacity.wait import wait_base
+
+from faro.clock import Clock, RealClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +54,27 @@ class Backoff:
             raise ValueError(f"Backoff.maximum ({self.maximum}) is less than Backoff.initial "
                              f"({self.initial})")
 
-    def wait_strategy(self, *, clock: Callable[[], float] = time.monotonic,
+    def wait_strategy(self, *, clock: Clock | Callable[[], float] | None = None,
                       rng: Callable[[], float] = random.random) -> BackoffWait:
-        """A new tenacity wait strategy following these parameters."""
-        return BackoffWait(self, clock, rng)
+        """A new tenacity wait strategy following these parameters.
+
+        ``clock`` (default :class:`~faro.clock.RealClock`) tells how long ago the last
+        failure was (give the informer's); a function returning monotonic seconds, the
+        form this method took before, is still accepted. ``rng`` draws the jitter
+        (uniform in [0, 1)).
+        """
+        return BackoffWait(self, _as_clock(clock), rng)
 
 
 class BackoffWait(wait_base):
-    """Tenacity wait strategy for :class:`Backoff` (thread-safe)."""
+    """Tenacity wait strategy for :class:`Backoff` (thread-safe); it only computes delays.
 
-    def __init__(self, backoff: Backoff, clock: Callable[[], float],
-                 rng: Callable[[], float]) -> None:
+    ``clock``'s :meth:`~faro.clock.Clock.now` dates the failures (for ``reset_after``).
+    """
+
+    def __init__(self, backoff: Backoff, clock: Clock, rng: Callable[[], float]) -> None:
         self.backoff = backoff
-        self._clock = clock
+        self._now = clock.now
         self._rng = rng
         self._lock = threading.Lock()
         self._step = 0
@@ -76,7 +88,7 @@ class BackoffWait(wait_base):
         """Seconds to wait after a failure now (server's ``retry_after`` honoured)."""
         b = self.backoff
         with self._lock:
-            now = self._clock()
+            now = self._now()
             if self._last_failure is not None and now - self._last_failure > b.reset_after:
                 self._step = 0
             self._last_failure = now
@@ -91,3 +103,20 @@ class BackoffWait(wait_base):
         with self._lock:
             self._step = 0
             self._last_failure = None
+
+
+def _as_clock(clock: Clock | Callable[[], float] | None) -> Clock:
+    if clock is None:
+        return RealClock()
+    if callable(getattr(clock, "now", None)):
+        return cast(Clock, clock)
+    return _FunctionClock(cast(Callable[[], float], clock))
+
+
+class _FunctionClock(RealClock):
+    """Real time whose monotonic ``now`` is a given function (see :meth:`Backoff.wait_strategy`)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now

@@ -44,17 +44,23 @@ class ListPage:
     continue_token: str
 
 
+Track = Callable[[Any], None]
+"""Given to a request: called with its response as soon as the headers arrived, and with
+None once a LIST body was read, so the caller can shut the connection down from another
+thread (:func:`faro.cache._stream.abort_response`) to interrupt the read."""
+
+
 class ListWatch:
-    """Makes the LIST and WATCH requests of one collection (thread-safe; no state of its own)."""
+    """Makes the LIST and WATCH requests of one collection (thread-safe; no state of its own).
+
+    ``list_page`` and ``watch`` take ``track`` (see :data:`Track`) so that the caller, not
+    this object, keeps the response in flight.
+    """
 
     def __init__(self, api_client: ApiClient, resource: GroupVersionResource, *,
                  namespace: str | None = None, label_selector: str | None = None,
                  field_selector: str | None = None) -> None:
         self.api_client = api_client
-        self.track: Callable[[Any], None] | None = None
-        """Called with each response as soon as its headers arrived, and with None once
-        a LIST body was read, so its owner can shut the connection down from another
-        thread (:func:`faro.cache._stream.abort_response`) to interrupt the read."""
         self.resource = resource
         self.namespace = namespace or None
         self.label_selector = label_selector or None
@@ -80,7 +86,8 @@ class ListWatch:
         return text
 
     def list_page(self, *, limit: int = 0, continue_token: str = "",
-                  resource_version: str = "", resource_version_match: str = "") -> ListPage:
+                  resource_version: str = "", resource_version_match: str = "",
+                  track: Track | None = None) -> ListPage:
         """One LIST request. Raises ApiStatusError for an error answer."""
         query: list[tuple[str, str]] = []
         if limit:
@@ -91,12 +98,12 @@ class ListWatch:
             query.append(("resourceVersion", resource_version))
         if resource_version_match:
             query.append(("resourceVersionMatch", resource_version_match))
-        response = self._request(query, (CONNECT_TIMEOUT, LIST_READ_TIMEOUT))
+        response = self._request(query, (CONNECT_TIMEOUT, LIST_READ_TIMEOUT), track)
         try:
             body = response.data
         finally:
-            if self.track is not None:
-                self.track(None)
+            if track is not None:
+                track(None)
             response.release_conn()
         if response.status != 200:
             raise _http.status_error(response, body, self._target)
@@ -115,19 +122,20 @@ class ListWatch:
                         str(metadata.get("continue") or ""))
 
     def watch(self, resource_version: str, *, timeout_seconds: int,
-              read_timeout: float) -> LineStream:
+              read_timeout: float, track: Track | None = None) -> LineStream:
         """Open a WATCH from ``resource_version`` with bookmarks; returns its line stream.
 
         ``timeout_seconds`` asks the server to end the watch cleanly after that
         long; ``read_timeout`` is how long a read may wait for data. TCP
         keepalive is switched on for the connection. Raises ApiStatusError for
-        an error answer.
+        an error answer. ``track`` gets the response (the caller clears it once done
+        with the stream).
         """
         query = [("watch", "true"), ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(timeout_seconds))]
         if resource_version:
             query.append(("resourceVersion", resource_version))
-        response = self._request(query, (CONNECT_TIMEOUT, read_timeout))
+        response = self._request(query, (CONNECT_TIMEOUT, read_timeout), track)
         if response.status != 200:
             try:
                 body = response.read(64 * 1024)
@@ -141,15 +149,16 @@ class ListWatch:
 
     # -------------------------------------------------------------- internals
 
-    def _request(self, query: list[tuple[str, str]], timeout: tuple[float, float]) -> Any:
+    def _request(self, query: list[tuple[str, str]], timeout: tuple[float, float],
+                 track: Track | None) -> Any:
         if self.label_selector:
             query.append(("labelSelector", self.label_selector))
         if self.field_selector:
             query.append(("fieldSelector", self.field_selector))
         response = _http.get(self.api_client, self.path, query=query, timeout=timeout,
                              preload_content=False)
-        if self.track is not None:
-            self.track(response)
+        if track is not None:
+            track(response)
         return response
 
 

@@ -28,6 +28,10 @@ Failures and what follows them:
 - Any other error: exponential backoff with jitter through tenacity (429 and
   503 wait what ``Retry-After`` says); 401 and 403 call ``refresh_credentials``
   first. The thread never dies from an exception while running.
+
+Time comes from one :class:`~faro.clock.Clock` (default real time): the backoff's
+measurements, every wait (backoff sleeps, ``wait_for_sync``), and the timestamps in
+:meth:`Reflector.health` (its ``time()``, wall-clock seconds).
 """
 
 from __future__ import annotations
@@ -35,19 +39,20 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
 import tenacity
 
+from faro._names import KubeObject, key_of, object_key
 from faro.cache._stream import LineStream, abort_response
 from faro.cache.backoff import Backoff
 from faro.cache.health import InformerHealth
 from faro.cache.listwatch import ListWatch
-from faro.cache.store import KubeObject, Store, meta_namespace_key
+from faro.cache.store import Store
 from faro.cache.transform import Transform
+from faro.clock import Clock, ClockEvent, RealClock, wait_for
 from faro.errors import ApiStatusError
 
 logger = logging.getLogger(__name__)
@@ -80,14 +85,16 @@ class Reflector:
     :meth:`run` blocks until :meth:`stop`; everything else may be called from
     any thread. Store changes and notifications to ``sink`` happen while
     ``lock`` is held, so a holder of ``lock`` sees the store and the
-    notifications agree.
+    notifications agree. ``clock`` (default :class:`~faro.clock.RealClock`)
+    measures and waits: backoff, ``wait_for_sync`` timeouts, health timestamps.
     """
 
     def __init__(self, listwatch: ListWatch, store: Store, sink: Sink, lock: threading.RLock, *,
                  name: str, page_size: int = 500,
                  watch_timeout: tuple[float, float] = (300.0, 600.0),
                  backoff: Backoff | None = None, transform: Transform | None = None,
-                 refresh_credentials: Callable[[], object] | None = None) -> None:
+                 refresh_credentials: Callable[[], object] | None = None,
+                 clock: Clock | None = None) -> None:
         if page_size < 0:
             raise ValueError(f"page_size must not be negative, got {page_size}")
         low, high = watch_timeout
@@ -95,18 +102,18 @@ class Reflector:
             raise ValueError(f"watch_timeout must be (low, high) with 1 <= low <= high, "
                              f"got {watch_timeout}")
         self._lw = listwatch
-        self._lw.track = self._track
+        self._clock: Clock = clock if clock is not None else RealClock()
         self._store = store
         self._sink = sink
         self._lock = lock
         self.name = name
         self._page_size = page_size
         self._watch_timeout = (low, high)
-        self._backoff = (backoff or Backoff()).wait_strategy()
+        self._backoff = (backoff or Backoff()).wait_strategy(clock=self._clock)
         self._transform = transform
         self._refresh_credentials = refresh_credentials
 
-        self._stop = threading.Event()
+        self._stop = ClockEvent(self._clock)  # also the interruptible backoff sleep
         self._stopping = False  # mirrors _stop, read per event in the hot loop
         self._synced = threading.Event()
         self._state = threading.Condition()  # notified when synced or stopped
@@ -145,11 +152,12 @@ class Reflector:
         return self._synced.is_set()
 
     def wait_for_sync(self, timeout: float | None = None) -> bool:
-        """Block until synced (True), or until the timeout passes or the reflector stops (False)."""
+        """Block until synced (True), or until ``timeout`` seconds of the clock pass or the
+        reflector stops (False)."""
         with self._state:
-            return self._state.wait_for(
-                lambda: self._synced.is_set() or self._stop.is_set(), timeout
-            ) and self._synced.is_set()
+            return wait_for(self._clock, self._state,
+                            lambda: self._synced.is_set() or self._stop.is_set(), timeout) \
+                and self._synced.is_set()
 
     def health(self) -> InformerHealth:
         """A snapshot of the reflector's state."""
@@ -169,7 +177,7 @@ class Reflector:
         """List and watch until :meth:`stop`; never raises."""
         self._running = True
         with self._counter_lock:
-            self._started_at = time.time()
+            self._started_at = self._clock.time()
         retrying = tenacity.Retrying(
             wait=self._backoff, sleep=self._sleep, reraise=True,
             retry=tenacity.retry_if_exception(lambda _exc: not self._stop.is_set()),
@@ -200,6 +208,7 @@ class Reflector:
     # ---------------------------------------------------------------- the loop
 
     def _sleep(self, seconds: float) -> None:
+        """Tenacity's sleep: ``seconds`` of the clock, cut short by :meth:`stop`."""
         self._stop.wait(seconds)
 
     def _check_stop(self) -> None:
@@ -228,7 +237,7 @@ class Reflector:
         with self._counter_lock:
             self._consecutive_failures += 1
             self._last_error = _describe(error)
-            self._last_error_time = time.time()
+            self._last_error_time = self._clock.time()
             if self._failing_since is None:
                 self._failing_since = self._last_error_time
             failures = self._consecutive_failures
@@ -274,7 +283,7 @@ class Reflector:
         """After a failure: does the server still serve our resourceVersion?"""
         try:
             self._lw.list_page(limit=1, resource_version=self._last_rv,
-                               resource_version_match="NotOlderThan")
+                               resource_version_match="NotOlderThan", track=self._track)
         except ApiStatusError as exc:
             if exc.is_too_large_resource_version:
                 logger.warning("informer %s: the server is behind resourceVersion %s (was its "
@@ -310,7 +319,7 @@ class Reflector:
         self._succeeded()
         if not self._synced.is_set():
             with self._counter_lock:
-                self._synced_at = time.time()
+                self._synced_at = self._clock.time()
             with self._state:
                 self._synced.set()
                 self._state.notify_all()
@@ -326,7 +335,8 @@ class Reflector:
         while True:
             self._check_stop()
             try:
-                page = self._lw.list_page(limit=self._page_size, continue_token=token)
+                page = self._lw.list_page(limit=self._page_size, continue_token=token,
+                                          track=self._track)
             except ApiStatusError as exc:
                 if not (token and exc.is_expired):
                     raise
@@ -334,7 +344,7 @@ class Reflector:
                             "listing without pages", self.name, len(objects))
                 if self._list_reason == "initial":
                     self._list_reason = "expired_continue"
-                page = self._lw.list_page()
+                page = self._lw.list_page(track=self._track)
                 objects = {}
                 token = ""
             self._add_items(objects, page.items)
@@ -351,7 +361,7 @@ class Reflector:
             if transform is not None:
                 item = self._apply_transform(item)
             try:
-                objects[meta_namespace_key(item)] = item
+                objects[key_of(item)] = item
             except (KeyError, TypeError):
                 self._malformed_item(item)
 
@@ -380,7 +390,7 @@ class Reflector:
         timeout = int(random.uniform(low, high))
         try:
             stream = self._lw.watch(self._last_rv, timeout_seconds=timeout,
-                                    read_timeout=timeout + WATCH_READ_GRACE)
+                                    read_timeout=timeout + WATCH_READ_GRACE, track=self._track)
         except ApiStatusError as exc:
             self._check_stop()
             if self._expired_or_too_large(exc):
@@ -447,6 +457,7 @@ class Reflector:
         sink = self._sink
         transform = self._transform
         lock = self._lock
+        wall_clock = self._clock.time
         self._succeeded()
         for lines in stream:
             applied = 0
@@ -484,7 +495,7 @@ class Reflector:
                         name = metadata.get("name")
                         if not isinstance(name, str):
                             raise _MalformedEvent(_malformed_message(line, "no metadata.name"))
-                        key = f"{namespace}/{name}" if namespace else name
+                        key = object_key(namespace, name)
                         if kind == "ADDED" or kind == "MODIFIED":
                             old = store.put(key, obj)
                             if old is None:
@@ -501,7 +512,7 @@ class Reflector:
                 finally:
                     if applied:
                         self._events += applied
-                        self._last_event_time = time.time()
+                        self._last_event_time = wall_clock()
                         self._expired_streak = 0
             self._check_stop()
         if not stream.clean_end:  # pragma: no cover - the iterator raises instead
@@ -529,9 +540,7 @@ class Reflector:
 
 def _object_name(obj: KubeObject) -> str:
     metadata = obj.get("metadata") or {}
-    namespace = metadata.get("namespace")
-    name = metadata.get("name", "?")
-    return f"{namespace}/{name}" if namespace else str(name)
+    return object_key(metadata.get("namespace"), str(metadata.get("name", "?")))
 
 
 def _rv(obj: KubeObject) -> Any:

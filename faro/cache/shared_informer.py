@@ -16,13 +16,15 @@ from types import TracebackType
 
 from kubernetes.client import ApiClient
 
+from faro._names import KubeObject, object_key
 from faro.cache.backoff import Backoff
-from faro.cache.handlers import KubeObject, ResourceEventHandler, ResourceEventHandlerFuncs
+from faro.cache.handlers import ResourceEventHandler, ResourceEventHandlerFuncs
 from faro.cache.health import InformerHealth
 from faro.cache.listwatch import ListWatch
 from faro.cache.reflector import Reflector
 from faro.cache.store import IndexFunc, Store
 from faro.cache.transform import Transform, strip_managed_fields
+from faro.clock import Clock, RealClock, wait_for
 from faro.gvr import GroupVersionResource
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,11 @@ class SharedInformer:
     for unpaged lists); ``watch_timeout`` (the range the server-side watch
     timeout is drawn from, seconds); ``backoff``; ``refresh_credentials`` (called
     after a 401 or 403, before retrying; re-read a rotated token there);
-    ``name`` (for logs, thread name and health).
+    ``name`` (for logs, thread name and health); ``clock`` (default
+    :class:`~faro.clock.RealClock`; :class:`faro.testing.FakeClock` in tests):
+    every measurement and wait of the informer and its reflector (backoff, the
+    timeouts of :meth:`wait_for_sync` and :meth:`stop`, the times in
+    :meth:`health`).
     """
 
     def __init__(self, api_client: ApiClient, resource: GroupVersionResource | str, *,
@@ -65,7 +71,7 @@ class SharedInformer:
                  watch_timeout: tuple[float, float] = (300.0, 600.0),
                  backoff: Backoff | None = None,
                  refresh_credentials: Callable[[], object] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, clock: Clock | None = None) -> None:
         gvr = resource if isinstance(resource, GroupVersionResource) else \
             GroupVersionResource.parse(resource)
         self._listwatch = ListWatch(api_client, gvr, namespace=namespace,
@@ -73,13 +79,16 @@ class SharedInformer:
         self.name = name or (f"{gvr}@{namespace}" if namespace else str(gvr))
         self._store = Store(indexers)
         self._lock = threading.RLock()
+        self._clock: Clock = clock if clock is not None else RealClock()
         self._fanout = _Fanout(self.name)
         self._reflector = Reflector(
             self._listwatch, self._store, self._fanout, self._lock, name=self.name,
             page_size=page_size, watch_timeout=watch_timeout, backoff=backoff,
-            transform=transform, refresh_credentials=refresh_credentials)
+            transform=transform, refresh_credentials=refresh_credentials, clock=self._clock)
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._ended = threading.Condition()  # notified when the thread's loop has returned
+        self._loop_ended = False
 
     # -------------------------------------------------------------- identity
 
@@ -159,12 +168,21 @@ class SharedInformer:
         with self._lock:
             if self._thread is not None or self._stopped:
                 raise RuntimeError(f"{self!r} was already started")
-            self._thread = threading.Thread(target=self._reflector.run,
+            self._thread = threading.Thread(target=self._run_loop,
                                             name=f"faro-informer-{self.name}", daemon=True)
             self._thread.start()
 
+    def _run_loop(self) -> None:
+        try:
+            self._reflector.run()
+        finally:
+            with self._ended:
+                self._loop_ended = True
+                self._ended.notify_all()
+
     def stop(self, timeout: float | None = 5.0) -> bool:
-        """Stop the thread and wait for it (at most ``timeout`` seconds; None: no limit).
+        """Stop the thread and wait for it (at most ``timeout`` seconds of the clock; None: no
+        limit).
 
         Interrupts a watch or list read in progress by shutting its connection
         down, so this normally returns well within a second. A request still
@@ -180,7 +198,10 @@ class SharedInformer:
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return thread is None
-        thread.join(timeout)
+        with self._ended:
+            ended = wait_for(self._clock, self._ended, lambda: self._loop_ended, timeout)
+        if ended:
+            thread.join()  # its loop has returned: the thread is ending now
         return not thread.is_alive()
 
     def run(self) -> None:
@@ -282,7 +303,6 @@ class _Fanout:
     def failed(self, handler: object, method: str, obj: KubeObject) -> None:
         self.errors += 1
         metadata = obj.get("metadata") or {}
-        namespace = metadata.get("namespace")
-        name = metadata.get("name", "?")
         logger.exception("informer %s: handler %r failed in %s for %s", self.name, handler,
-                         method, f"{namespace}/{name}" if namespace else name)
+                         method, object_key(metadata.get("namespace"),
+                                            str(metadata.get("name", "?"))))

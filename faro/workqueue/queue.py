@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-from faro.clock import Clock, RealClock
+from faro.clock import Clock, RealClock, wait_for
 from faro.workqueue.metrics import QueueMetrics
 
 T = TypeVar("T", bound=Hashable)
@@ -144,15 +144,8 @@ class WorkQueue(Generic[T]):
             self._begin_shut_down_locked()
         self._finish_shut_down()
         with self._lock:
-            deadline = None if timeout is None else self._clock.now() + timeout
-            while self._processing and self._draining:
-                if deadline is None:
-                    self._clock.wait(self._all_done, None)
-                    continue
-                remaining = deadline - self._clock.now()
-                if remaining <= 0:
-                    break
-                self._clock.wait(self._all_done, remaining)
+            wait_for(self._clock, self._all_done,
+                     lambda: not (self._processing and self._draining), timeout)
             return not self._processing
 
     def is_shutting_down(self) -> bool:

@@ -152,16 +152,18 @@ class MaxOfRateLimiter(Generic[T]):
         return max(limiter.num_requeues(item) for limiter in self.limiters)
 
 
-def default_controller_rate_limiter() -> MaxOfRateLimiter[Hashable]:
+def default_controller_rate_limiter(*, clock: Clock | None = None) -> MaxOfRateLimiter[Hashable]:
     """client-go's default for controllers: per-item backoff from 5 ms up to 1000 s,
     and at most 10 retries per second overall with bursts of 100.
 
     That is ``MaxOfRateLimiter(ItemExponentialFailureRateLimiter(0.005, 1000.0),
-    BucketRateLimiter(10.0, 100))``; a new, independent limiter on every call.
+    BucketRateLimiter(10.0, 100, clock=clock))``; a new, independent limiter on every
+    call. ``clock`` (default :class:`~faro.clock.RealClock`) refills the bucket: give the
+    queue's.
     """
     return MaxOfRateLimiter(
         ItemExponentialFailureRateLimiter(0.005, 1000.0),
-        BucketRateLimiter(10.0, 100),
+        BucketRateLimiter(10.0, 100, clock=clock),
     )
 
 

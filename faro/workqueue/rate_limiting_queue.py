@@ -14,8 +14,8 @@ class RateLimitingQueue(DelayingQueue[T]):
 
     The usual worker loop: on failure ``add_rate_limited(item)``, on success
     ``forget(item)``, and ``done(item)`` either way. ``rate_limiter`` defaults to
-    :func:`~faro.workqueue.default_controller_rate_limiter` (a fresh one per queue); it
-    must be thread-safe. Thread-safe.
+    :func:`~faro.workqueue.default_controller_rate_limiter` (a fresh one per queue, on the
+    queue's clock); it must be thread-safe. Thread-safe.
     """
 
     def __init__(
@@ -28,7 +28,8 @@ class RateLimitingQueue(DelayingQueue[T]):
     ) -> None:
         super().__init__(name, clock=clock, metrics=metrics)
         self.rate_limiter: RateLimiter[T] = (
-            rate_limiter if rate_limiter is not None else default_controller_rate_limiter()
+            rate_limiter if rate_limiter is not None
+            else default_controller_rate_limiter(clock=self._clock)
         )
 
     def add_rate_limited(self, item: T) -> float:

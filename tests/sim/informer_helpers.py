@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from faro._names import KubeObject, key_of
 from faro.cache import Backoff, SharedInformer
 from faro.gvr import GroupVersionResource
 from faro.testing import SimulatedCluster
@@ -28,16 +29,6 @@ FAST = Backoff(initial=0.01, maximum=0.05)
 
 KINDS = {"configmaps": "ConfigMap", "namespaces": "Namespace", "secrets": "Secret"}
 """Kinds of the resources the informer tests watch (``cluster.list_objects`` wants kinds)."""
-
-KubeObject = dict[str, Any]
-
-
-def key_of(obj: Mapping[str, Any]) -> str:
-    """``namespace/name`` or ``name``, as the informer's store keys objects."""
-    metadata = obj["metadata"]
-    namespace = metadata.get("namespace")
-    return f"{namespace}/{metadata['name']}" if namespace else str(metadata["name"])
-
 
 def rv_of(obj: Mapping[str, Any]) -> int:
     return int(obj["metadata"]["resourceVersion"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -267,6 +268,43 @@ def test_an_unreachable_server_is_an_error() -> None:
         with pytest.raises(DiscoveryError, match=f"GET {url}/api failed") as caught:
             Discovery(kube.api_client).resources()
         assert caught.value.__cause__ is not None
+
+
+# ------------------------------------------------------------------ the client's clock
+
+
+def test_the_clients_discovery_runs_on_the_clients_clock(cluster: SimulatedCluster) -> None:
+    clock = FakeClock()
+    with KubernetesClient.from_environment(cluster.kubeconfig_path, clock=clock) as kube:
+        assert WIDGETS_V1 not in by_name(kube.discovery.resources())
+        install_widgets(cluster)
+        clock.advance(299.0)  # the default ttl is 300 s
+        assert WIDGETS_V1 not in by_name(kube.discovery.resources())
+        clock.advance(1.0)
+        assert WIDGETS_V1 in by_name(kube.discovery.resources())
+
+
+def test_the_service_account_token_is_re_read_every_minute_of_the_clock(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    (tmp_path / "ca.crt").write_text("not read here")
+    (tmp_path / "token").write_text("first\n")
+    clock = FakeClock()
+    with KubernetesClient.from_environment(service_account_dir=tmp_path, clock=clock) as kube:
+        configuration = kube.api_client.configuration
+
+        def token() -> str:
+            # What the client sends: its refresh hook runs first, as before every request.
+            configuration.refresh_api_key_hook(configuration)
+            return str(configuration.api_key["BearerToken"])
+
+        assert token() == "Bearer first"
+        (tmp_path / "token").write_text("second\n")  # the kubelet rotates it
+        clock.advance(59.0)
+        assert token() == "Bearer first"
+        clock.advance(1.0)
+        assert token() == "Bearer second"
 
 
 # ------------------------------------------------------------------ names

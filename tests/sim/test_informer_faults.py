@@ -11,7 +11,7 @@ import kubernetes
 import pytest
 
 from faro.cache import Backoff, SharedInformer
-from faro.testing import SimulatedCluster
+from faro.testing import FakeClock, SimulatedCluster
 from tests.sim.helpers import DEADLINE, configmap, eventually
 from tests.sim.informer_helpers import (
     Changes,
@@ -239,6 +239,83 @@ def test_stop_interrupts_a_long_retry_after_wait(cluster: SimulatedCluster,
     cluster.drop_watches()
     eventually(lambda: informer.health().consecutive_failures == 1)
     assert informer.stop(timeout=1.0)
+
+
+# ------------------------------------------------------------------------------------ fake clock
+
+
+def parked(clock: FakeClock, informer: SharedInformer) -> None:
+    """Wait (real deadline) until the informer's thread waits on ``clock`` (its backoff)."""
+    assert clock.wait_for_waiters(1, DEADLINE), informer.health()
+
+
+def test_a_fake_clock_drives_the_backoff_and_the_failure_times(cluster: SimulatedCluster,
+                                                               make: Informers) -> None:
+    clock = FakeClock()
+    start = clock.time()
+    cluster.create(configmap("a"))
+    cluster.fail_next(3, 500, path="configmaps")
+    recorder = Recorder()
+    informer = make.make(namespace="default", clock=clock,
+                         backoff=Backoff(initial=10.0, maximum=30.0, jitter=0.0))
+    informer.add_event_handler(recorder)
+    informer.start()
+    parked(clock, informer)  # the first list failed: 10 s of backoff on the fake clock
+    health = informer.health()
+    assert (health.consecutive_failures, health.synced) == (1, False)
+    assert health.started_at == start
+    assert health.failing_since == health.last_error_time == start
+    clock.advance(9.5)  # not yet: the informer wakes, sees the time, waits again
+    parked(clock, informer)
+    assert informer.health().consecutive_failures == 1
+    clock.advance(0.5)  # the second list fails at t=10; the next wait is 20 s
+    parked(clock, informer)
+    health = informer.health()
+    assert health.consecutive_failures == 2
+    assert health.failing_since == start  # since the first failure of the run
+    assert health.last_error_time == pytest.approx(start + 10)
+    clock.advance(20.0)  # the third fails at t=30; the next wait is 30 s (the maximum)
+    parked(clock, informer)
+    assert informer.health().consecutive_failures == 3
+    clock.advance(29.0)
+    parked(clock, informer)
+    assert informer.health().consecutive_failures == 3 and recorder.notes == []
+    clock.advance(1.0)  # t=60: the fourth list succeeds
+    recorder.wait_count(1)
+    assert [(n.kind, n.key, n.flag) for n in recorder.notes] == [("add", "default/a", True)]
+    health = informer.health()
+    assert health.synced and health.consecutive_failures == 0
+    assert health.failing_since is None
+    assert health.last_error_time == pytest.approx(start + 30)
+    assert health.synced_at == pytest.approx(start + 60)
+
+
+def test_retry_after_is_waited_on_the_fake_clock(cluster: SimulatedCluster,
+                                                make: Informers) -> None:
+    clock = FakeClock()
+    cluster.fail_next(1, 429, path="configmaps", retry_after=60)
+    informer = make.make(namespace="default", clock=clock)
+    informer.start()
+    parked(clock, informer)
+    clock.advance(59.0)
+    parked(clock, informer)
+    assert not informer.has_synced()
+    clock.advance(1.0)
+    eventually(informer.has_synced, what="the list after the Retry-After wait")
+    assert informer.health().synced_at == pytest.approx(informer.health().started_at + 60)
+
+
+def test_stop_interrupts_a_backoff_on_the_fake_clock(cluster: SimulatedCluster,
+                                                    make: Informers) -> None:
+    clock = FakeClock()
+    cluster.fail_next(1, 500, path="configmaps")
+    informer = make.make(namespace="default", clock=clock, backoff=Backoff(initial=3600.0,
+                                                                           maximum=3600.0))
+    informer.start()
+    parked(clock, informer)
+    assert informer.stop(timeout=DEADLINE)  # no time moved: the stop ended the wait
+    assert not informer.is_running
+    assert not informer.wait_for_sync(timeout=DEADLINE)  # stopped: returns at once
 
 
 # ----------------------------------------------------------------------------------- credentials

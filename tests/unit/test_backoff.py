@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import tenacity
 
 from faro.cache import Backoff
+from faro.clock import ClockEvent
 from faro.errors import ApiStatusError
+from faro.testing import FakeClock
 
 
 class Clock:
@@ -45,6 +49,38 @@ def test_a_failure_after_two_quiet_minutes_starts_over() -> None:
     assert wait.next_delay() == 25.6
     clock.now += 121
     assert wait.next_delay() == 0.8
+
+
+def test_a_faro_clock_dates_the_failures() -> None:
+    clock = FakeClock()
+    wait = Backoff(jitter=0.0).wait_strategy(clock=clock)
+    assert [wait.next_delay() for _ in range(3)] == [0.8, 1.6, 3.2]
+    clock.advance(120)  # not more than two quiet minutes
+    assert wait.next_delay() == 6.4
+    clock.advance(120.5)
+    assert wait.next_delay() == 0.8
+
+
+def test_the_informers_sleep_waits_on_the_clock_and_stop_cuts_it_short() -> None:
+    clock = FakeClock()
+    stop = ClockEvent(clock)  # what an informer's tenacity loop sleeps on
+    woke: list[bool] = []
+    sleeper = threading.Thread(target=lambda: woke.append(stop.wait(30.0)), daemon=True)
+    sleeper.start()
+    assert clock.wait_for_waiters(1)
+    clock.advance(29.0)  # not yet: it waits again for the rest
+    assert clock.wait_for_waiters(1)
+    assert woke == []
+    clock.advance(1.0)
+    sleeper.join(10.0)
+    assert woke == [False]  # the time ran out
+    sleeper = threading.Thread(target=lambda: woke.append(stop.wait(30.0)), daemon=True)
+    sleeper.start()
+    assert clock.wait_for_waiters(1)
+    stop.set()  # stop(): no time has to pass
+    sleeper.join(10.0)
+    assert woke == [False, True]
+    assert stop.wait(30.0) and stop.is_set()  # set: returns at once
 
 
 def test_retry_after_is_honoured_and_capped() -> None:

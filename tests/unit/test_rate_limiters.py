@@ -247,3 +247,14 @@ def test_default_controller_rate_limiter_is_client_gos() -> None:
     limiter.forget("a")
     assert limiter.when("a") == 0.005
     assert default_controller_rate_limiter() is not limiter  # nothing shared
+
+
+def test_the_default_limiters_bucket_runs_on_the_clock_given() -> None:
+    clock = FakeClock()
+    limiter = default_controller_rate_limiter(clock=clock)
+    delays = [limiter.when(f"item-{n}") for n in range(101)]
+    assert delays[:100] == [0.005] * 100  # the burst: only the per-item backoff
+    assert delays[100] == pytest.approx(0.1)  # the bucket is empty: 10 per second
+    clock.advance(1.0)  # nine tokens back, on the fake clock alone
+    assert [limiter.when(f"again-{n}") for n in range(9)] == [0.005] * 9
+    assert limiter.when("one-too-many") == pytest.approx(0.1)

@@ -94,6 +94,18 @@ def test_the_default_limiter_is_the_controller_default(clock: FakeClock) -> None
         q.shut_down()
 
 
+def test_the_default_limiter_runs_on_the_queues_clock(clock: FakeClock) -> None:
+    q: RateLimitingQueue[str] = RateLimitingQueue(clock=clock)
+    try:
+        for n in range(100):  # the bucket's burst
+            q.add_rate_limited(f"burst-{n}")
+        assert q.add_rate_limited("next") == pytest.approx(0.1)
+        clock.advance(1.0)  # refills the bucket: it runs on the queue's fake clock
+        assert q.add_rate_limited("later") == 0.005
+    finally:
+        q.shut_down()
+
+
 def test_metrics_count_retries(clock: FakeClock) -> None:
     metrics = RecordingMetrics()
     q: RateLimitingQueue[str] = RateLimitingQueue(
