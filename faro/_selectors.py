@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Generic, Literal, NamedTuple, NoReturn, TypeVar
 
+from faro._names import label_key_errors, label_value_errors
+
 __all__ = [
     "FieldOperator",
     "FieldRequirement",
@@ -75,101 +77,9 @@ class SelectorError(ValueError):
 
 
 # ---------------------------------------------------------------------------
-# Validation of label keys and values (apimachinery validate/content)
+# Error messages. Label keys and values are checked by faro._names (apimachinery
+# validate/content); these helpers shape the errors as pkg/labels does.
 # ---------------------------------------------------------------------------
-
-_LABEL_NAME_FMT: Final = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_VALUE_FMT: Final = "(" + _LABEL_NAME_FMT + ")?"
-_DNS1123_LABEL_FMT: Final = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN_FMT: Final = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-
-_LABEL_NAME_RE: Final = re.compile(_LABEL_NAME_FMT)
-_LABEL_VALUE_RE: Final = re.compile(_LABEL_VALUE_FMT)
-_DNS1123_SUBDOMAIN_RE: Final = re.compile(_DNS1123_SUBDOMAIN_FMT)
-
-_LABEL_NAME_MSG: Final = (
-    "must consist of alphanumeric characters, '-', '_' or '.', "
-    "and must start and end with an alphanumeric character"
-)
-_LABEL_VALUE_MSG: Final = (
-    "a valid label must be an empty string or consist of alphanumeric characters, "
-    "'-', '_' or '.', and must start and end with an alphanumeric character"
-)
-_DNS1123_SUBDOMAIN_MSG: Final = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-    "characters, '-' or '.', and must start and end with an alphanumeric character"
-)
-_LABEL_MAX_LEN: Final = 63
-_SUBDOMAIN_MAX_LEN: Final = 253
-
-
-def _regex_error(msg: str, fmt: str, *examples: str) -> str:
-    # Same shape as apimachinery's RegexError, double spaces included.
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{e}', " for e in examples)
-    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
-
-
-def _max_len_error(length: int) -> str:
-    return f"must be no more than {length} bytes"
-
-
-def _byte_len(s: str) -> int:
-    # Upstream limits count UTF-8 bytes.
-    return len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass"))
-
-
-def _subdomain_errors(value: str) -> list[str]:
-    errs: list[str] = []
-    if _byte_len(value) > _SUBDOMAIN_MAX_LEN:
-        errs.append(_max_len_error(_SUBDOMAIN_MAX_LEN))
-    if _DNS1123_SUBDOMAIN_RE.fullmatch(value) is None:
-        errs.append(_regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
-
-
-def _label_key_errors(key: str) -> list[str]:
-    """Problems with ``key`` as a label key (empty list when valid)."""
-    errs: list[str] = []
-    parts = key.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        else:
-            errs.extend("prefix part " + e for e in _subdomain_errors(prefix))
-    else:
-        return [
-            "a valid label key "
-            + _regex_error(_LABEL_NAME_MSG, _LABEL_NAME_FMT, "MyName", "my.name", "123-abc")
-            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
-    if not name:
-        errs.append("name part must be non-empty")
-    elif _byte_len(name) > _LABEL_MAX_LEN:
-        errs.append("name part " + _max_len_error(_LABEL_MAX_LEN))
-    if _LABEL_NAME_RE.fullmatch(name) is None:
-        errs.append(
-            "name part "
-            + _regex_error(_LABEL_NAME_MSG, _LABEL_NAME_FMT, "MyName", "my.name", "123-abc")
-        )
-    return errs
-
-
-def _label_value_errors(value: str) -> list[str]:
-    """Problems with ``value`` as a label value (empty list when valid)."""
-    errs: list[str] = []
-    if _byte_len(value) > _LABEL_MAX_LEN:
-        errs.append(_max_len_error(_LABEL_MAX_LEN))
-    if _LABEL_VALUE_RE.fullmatch(value) is None:
-        errs.append(
-            _regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
-        )
-    return errs
-
 
 _GO_ESCAPES: Final = {
     "\a": "\\a",
@@ -290,7 +200,7 @@ class LabelRequirement:
 def _check_requirement(key: str, op: str, values: list[str], key_path: str) -> None:
     """Raise SelectorError unless (key, op, values) forms a valid requirement."""
     errs: list[str] = []
-    key_errs = _label_key_errors(key)
+    key_errs = label_key_errors(key)
     if key_errs:
         errs.append(_invalid(key_path, key, "; ".join(key_errs)))
     if op in ("in", "notin"):
@@ -326,7 +236,7 @@ def _check_requirement(key: str, op: str, values: list[str], key_path: str) -> N
         supported = ", ".join(_go_quote(o) for o in _ALL_OPERATORS)
         errs.append(f"operator: Unsupported value: {_go_quote(op)}: supported values: {supported}")
     for i, v in enumerate(values):
-        value_errs = _label_value_errors(v)
+        value_errs = label_value_errors(v)
         if value_errs:
             errs.append(_invalid(f"values[{i}][{key}]", v, "; ".join(value_errs)))
     if errs:
@@ -583,7 +493,7 @@ class _LabelParser:
             kind, key = self.take()
         if kind != _IDENT:
             raise _RequirementError(f"found '{key}', expected: identifier")
-        key_errs = _label_key_errors(key)
+        key_errs = label_key_errors(key)
         if key_errs:
             raise _RequirementError(_invalid("<nil>", key, "; ".join(key_errs)))
         if negated:

@@ -13,8 +13,9 @@ Two formats, as in the Go original, may be used alone or together in one file::
 :class:`Config` holds the file's settings as written and, in :attr:`Config.normalized`, the one
 internal form the controller works from: a :class:`NormalizedConfig` per resource and namespace
 scope. Everything is checked when a :class:`Config` is built (by :meth:`Config.from_yaml`,
-:meth:`Config.from_dict`, :func:`load_config`, the constructor or :meth:`Config.with_overrides`);
-any problem raises :class:`ConfigError` naming the source, the YAML path and the problem.
+:meth:`Config.from_dict`, :func:`load_config`, the constructor or :meth:`Config.with_overrides`):
+every problem is found in one pass and one :class:`ConfigError` names the source and, for each
+problem, the YAML path and what is wrong (:attr:`ConfigError.errors`).
 
 ``name_selector`` values (namespaces and object names) that are valid Kubernetes names are exact
 names, filtered by the API server; anything else is a regular expression that must match the
@@ -30,16 +31,16 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, TypeVar
 
 import yaml
 
+from faro._names import is_dns1123_label, is_dns1123_subdomain
 from faro._selectors import (
-    _DNS1123_LABEL_FMT,
-    _DNS1123_SUBDOMAIN_RE,
     FieldRequirement,
     FieldSelector,
     LabelSelector,
@@ -78,23 +79,59 @@ class ConfigError(FaroError, ValueError):
     is the YAML path of the offending value (``"namespaces[0].resources[v1/pods].label_selector"``,
     or ``""`` for the whole document) and ``problem`` says what is wrong.
     ``str(error)`` is ``"source: path: problem"`` without the empty parts.
+
+    A configuration is checked whole, so one error may stand for several problems: ``errors``
+    lists every problem, each a ConfigError of its own, in document order. The first is the
+    error itself (``source``, ``path`` and ``problem`` describe it), so a single problem gives
+    ``errors == (error,)``. With more, ``str(error)`` goes on with a line
+    ``"  and N more problems:"`` and one line ``"  path: problem"`` per further problem.
+    ``more`` (errors, each possibly standing for several) gives the further problems.
     """
 
-    def __init__(self, source: str, path: str, problem: str) -> None:
+    errors: tuple[ConfigError, ...]
+    """Every problem, in document order; ``errors[0] is self``."""
+
+    def __init__(self, source: str, path: str, problem: str,
+                 more: Iterable[ConfigError] = ()) -> None:
         self.source = source
         self.path = path
         self.problem = problem
-        super().__init__(": ".join(part for part in (source, path, problem) if part))
+        others = tuple(single for error in more for single in _singles(error))
+        self.errors = (self, *others)
+        lines = [_error_line(source, path, problem)]
+        if others:
+            lines.append(f"  and {len(others)} more problem{'s' if len(others) > 1 else ''}:")
+            # The others' source is the first's (not repeated), unless it differs.
+            lines.extend("  " + _error_line("" if other.source == source else other.source,
+                                            other.path, other.problem) for other in others)
+        super().__init__("\n".join(lines))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.source, self.path, self.problem))
+        return (type(self), (self.source, self.path, self.problem, self.errors[1:]))
+
+
+def _error_line(source: str, path: str, problem: str) -> str:
+    return ": ".join(part for part in (source, path, problem) if part)
+
+
+def _singles(error: ConfigError) -> list[ConfigError]:
+    """A ConfigError for each problem ``error`` stands for (itself when it is one)."""
+    return [item if len(item.errors) == 1 else ConfigError(item.source, item.path, item.problem)
+            for item in error.errors]
+
+
+def _combined(errors: Sequence[ConfigError]) -> ConfigError:
+    """One ConfigError for the problems of ``errors`` (each possibly standing for several)."""
+    first, *more = (single for error in errors for single in _singles(error))
+    return ConfigError(first.source, first.path, first.problem, more)
 
 
 LOG_LEVELS: Final[tuple[str, ...]] = ("debug", "info", "warning", "error", "fatal")
 """Accepted ``log_level`` values (input is case-insensitive)."""
 
 SCOPES: Final[tuple[str, ...]] = ("Namespaced", "Cluster")
-"""Accepted ``scope`` values of a resource-centric entry."""
+"""Accepted ``scope`` values of a resource-centric entry, spelt canonically. Input is
+case-insensitive (the Go original's files write ``scope: cluster``) and stored canonically."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,9 +217,10 @@ class NamespaceConfig:
 class ResourceConfig:
     """One entry of ``resources:``; also what the controller's ``add_resources`` takes.
 
-    ``scope`` is ``"Namespaced"``, ``"Cluster"`` or None (unknown: the controller asks the API
-    server). An empty ``namespace_names`` means every namespace (or a cluster-scoped resource);
-    a list given here is stored as a tuple.
+    ``scope`` is ``"Namespaced"``, ``"Cluster"`` (in any case: :class:`Config` stores the
+    canonical spelling) or None (unknown: the controller asks the API server). An empty
+    ``namespace_names`` means every namespace (or a cluster-scoped resource); a list given here
+    is stored as a tuple.
     """
 
     gvr: str
@@ -202,24 +240,28 @@ class ResourceConfig:
         """Build an entry from a mapping in the resource-centric format (as in the file).
 
         Checks the keys (unknown or missing ``gvr``) and the shape of ``namespace_names``;
-        :meth:`normalize` checks the values. Raises :class:`ConfigError` naming ``path``.
+        :meth:`normalize` checks the values. Raises :class:`ConfigError` naming ``path`` (every
+        problem: see :attr:`ConfigError.errors`).
         """
-        try:
-            return _resource_from_raw(_mapping(data, path), path)
-        except _Invalid as exc:
-            raise ConfigError(source, exc.path, exc.problem) from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(source, path, f"expected a mapping, got {_describe(data)}")
+        problems = _Problems()
+        fields = _resource_fields(data, path, problems)
+        problems.raise_if_any(source)
+        return cls(**fields)
 
     def normalize(self, path: str = "resources[0]",
                   source: str = "<dict>") -> tuple[NormalizedConfig, ...]:
         """Validate this entry and return its normalised forms, one per namespace scope.
 
         ``path`` and ``source`` name the entry in errors and in :attr:`NormalizedConfig.source`.
-        Raises :class:`ConfigError`.
+        ``scope`` may be written in any case; the normalised forms hold ``"Namespaced"`` or
+        ``"Cluster"``. Raises :class:`ConfigError` (every problem of the entry).
         """
-        try:
-            return _normalize_resource(self, path)
-        except _Invalid as exc:
-            raise ConfigError(source, exc.path, exc.problem) from None
+        problems = _Problems()
+        normalized = _normalize_resource(_fields_of(self), path, problems)
+        problems.raise_if_any(source)
+        return normalized
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +315,9 @@ class NormalizedConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Value checks. They raise _Invalid(path, problem); the public entry points add the source.
+# Value checks. A check raises _Invalid(path, problem) for its one value; the checks of a
+# configuration run under a _Problems, which records each problem and goes on with the next
+# value, so that one pass finds every problem. The public entry points add the source.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -282,6 +326,42 @@ class _Invalid(Exception):
         super().__init__(path, problem)
         self.path = path
         self.problem = problem
+
+
+class _Problems:
+    """The problems found so far in one configuration, in the order found.
+
+    Values that only make sense once another is valid (an entry's normalised form, the
+    duplicates among entries) are built only while ``len(problems)`` has not grown, so that a
+    problem is reported once, not again through what follows from it.
+    """
+
+    __slots__ = ("found",)
+
+    def __init__(self) -> None:
+        self.found: list[_Invalid] = []
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    def add(self, path: str, problem: str) -> None:
+        self.found.append(_Invalid(path, problem))
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        """Run the block; an _Invalid it raises is recorded, and the code after the block
+        runs (the block's remaining assignments do not happen)."""
+        try:
+            yield
+        except _Invalid as exc:
+            self.found.append(exc)
+
+    def errors(self, source: str) -> list[ConfigError]:
+        return [ConfigError(source, found.path, found.problem) for found in self.found]
+
+    def raise_if_any(self, source: str) -> None:
+        if self.found:
+            raise _combined(self.errors(source))
 
 
 def _join(path: str, key: str) -> str:
@@ -306,20 +386,26 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _suggest(word: str, choices: tuple[str, ...]) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+def _closest(word: str, choices: tuple[str, ...]) -> str | None:
+    """The one of ``choices`` ``word`` most likely misspells, or None."""
     candidates = [word, word.lower(), word.replace("-", "_").lower(),
                   re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", word).lower()]
     for candidate in candidates:
         for choice in choices:
             if candidate == choice.lower():
-                return f"; did you mean {choice!r}?"
+                return choice
     by_lower = {choice.lower(): choice for choice in choices}
     for candidate in candidates:
         close = difflib.get_close_matches(candidate, list(by_lower), n=1)
         if close:
-            return f"; did you mean {by_lower[close[0]]!r}?"
-    return ""
+            return by_lower[close[0]]
+    return None
+
+
+def _suggest(word: str, choices: tuple[str, ...]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    choice = _closest(word, choices)
+    return f"; did you mean {choice!r}?" if choice is not None else ""
 
 
 def _unknown_key(key: object, allowed: tuple[str, ...]) -> str:
@@ -328,16 +414,24 @@ def _unknown_key(key: object, allowed: tuple[str, ...]) -> str:
     return f"unknown key {shown}{suggestion} (allowed keys: {', '.join(allowed)})"
 
 
-def _check_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], path: str) -> None:
-    for key in data:
-        if not isinstance(key, str) or key not in allowed:
-            raise _Invalid(_join(path, str(key)), _unknown_key(key, allowed))
-
-
-def _mapping(value: object, path: str, what: str = "a mapping") -> Mapping[Any, Any]:
-    if not isinstance(value, Mapping):
-        raise _Invalid(path, f"expected {what}, got {_describe(value)}")
-    return value
+def _known_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], path: str,
+                problems: _Problems, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The entries of ``data`` with allowed keys; records each unknown key, and each
+    ``required`` key that is missing unless an unknown key looks like its misspelling (the
+    one problem is reported once)."""
+    known: dict[str, Any] = {}
+    meant: set[str] = set()
+    for key, value in data.items():
+        if isinstance(key, str) and key in allowed:
+            known[key] = value
+            continue
+        problems.add(_join(path, str(key)), _unknown_key(key, allowed))
+        if isinstance(key, str):
+            meant.add(_closest(key, allowed) or "")
+    for key in required:
+        if key not in known and key not in meant:
+            problems.add(path, f"missing required key {key!r}")
+    return known
 
 
 def _string(value: object, path: str, what: str = "a string") -> str:
@@ -400,8 +494,21 @@ def _log_level(value: object, path: str) -> str:
 PROBE_PATHS: Final[tuple[str, ...]] = ("/healthz", "/readyz")
 """The paths of the liveness and readiness probes, served beside ``metrics.path``."""
 
-# Top-level settings that are single values: each key's check (which returns the stored value).
-_SCALARS: Final[dict[str, Callable[[object, str], object]]] = {
+
+def _url_path(value: object, path: str) -> str:
+    url_path = _required_string(value, path, "a URL path")
+    if not url_path.startswith("/"):
+        raise _Invalid(path, f"must start with '/', got {url_path!r}")
+    if url_path in PROBE_PATHS:
+        raise _Invalid(path, f"{url_path} is the health probe's path; choose another (default "
+                             "/metrics)")
+    return url_path
+
+
+_Check = Callable[[object, str], object]
+
+# Settings that are single values: each key's check (which returns the stored value).
+_SCALARS: Final[dict[str, _Check]] = {
     "output_dir": lambda v, p: _required_string(v, p, "a directory"),
     "log_level": _log_level,
     "auto_shutdown_sec": _seconds,
@@ -410,40 +517,43 @@ _SCALARS: Final[dict[str, Callable[[object, str], object]]] = {
     "max_retries": lambda v, p: _integer(v, p, 0),
     "unhealthy_after_sec": _seconds,
 }
+_METRICS_CHECKS: Final[dict[str, _Check]] = {
+    "enabled": _boolean,
+    "port": lambda v, p: _integer(v, p, 0, 65535),
+    "path": _url_path,
+    "bind_addr": lambda v, p: _required_string(v, p, "an address to listen on"),
+}
+_EXPORT_CHECKS: Final[dict[str, _Check]] = {
+    "max_bytes": lambda v, p: _integer(v, p, 0),
+    "backups": lambda v, p: _integer(v, p, 0),
+    "fsync": _boolean,
+}
 # Top-level sections; null in a file means "empty" (the default).
 _SECTIONS: Final[tuple[str, ...]] = ("metrics", "export", "namespaces", "resources")
 
-
-def _check_metrics(metrics: MetricsConfig, path: str) -> None:
-    _boolean(metrics.enabled, _join(path, "enabled"))
-    _integer(metrics.port, _join(path, "port"), 0, 65535)
-    url_path = _required_string(metrics.path, _join(path, "path"), "a URL path")
-    if not url_path.startswith("/"):
-        raise _Invalid(_join(path, "path"), f"must start with '/', got {url_path!r}")
-    if url_path in PROBE_PATHS:
-        raise _Invalid(_join(path, "path"), f"{url_path} is the health probe's path; choose "
-                                            "another (default /metrics)")
-    _required_string(metrics.bind_addr, _join(path, "bind_addr"), "an address to listen on")
+_S = TypeVar("_S", MetricsConfig, ExportConfig)
 
 
-def _check_export(export: ExportConfig, path: str) -> None:
-    _integer(export.max_bytes, _join(path, "max_bytes"), 0)
-    _integer(export.backups, _join(path, "backups"), 0)
-    _boolean(export.fsync, _join(path, "fsync"))
+def _section(value: object, path: str, cls: type[_S], checks: Mapping[str, _Check],
+             problems: _Problems) -> _S | None:
+    """``metrics`` or ``export``, given as its dataclass or as a mapping, checked; None when it
+    is neither (reported: its settings are not looked at)."""
+    if isinstance(value, cls):
+        section = value
+    elif isinstance(value, Mapping):
+        section = cls(**_known_keys(value, _init_fields(cls), path, problems))
+    else:
+        problems.add(path, f"expected a mapping, got {_describe(value)}")
+        return None
+    for name, check in checks.items():
+        with problems.check():
+            check(getattr(section, name), _join(path, name))
+    return section
 
 
 # --- names and patterns ----------------------------------------------------------------------
 
-_DNS1123_LABEL: Final = re.compile(_DNS1123_LABEL_FMT)
 _REGEX_SYNTAX: Final = frozenset(".^$*+?{}[]\\|()")
-
-
-def _is_namespace_name(text: str) -> bool:
-    return len(text) <= 63 and _DNS1123_LABEL.fullmatch(text) is not None
-
-
-def _is_object_name(text: str) -> bool:
-    return len(text) <= 253 and _DNS1123_SUBDOMAIN_RE.fullmatch(text) is not None
 
 
 def _pattern(text: str, path: str, what: str) -> str:
@@ -458,7 +568,7 @@ def _pattern(text: str, path: str, what: str) -> str:
 def _namespace_selector(value: object, path: str) -> tuple[str | None, str | None]:
     """(exact namespace, None) or (None, pattern) for a namespace name_selector."""
     text = _required_string(value, path, "a namespace name or regular expression")
-    if _is_namespace_name(text):
+    if is_dns1123_label(text):
         return text, None
     if not _REGEX_SYNTAX.intersection(text):
         raise _Invalid(path, f"{text!r} is not a valid namespace name (at most 63 lower-case "
@@ -473,7 +583,7 @@ def _object_selector(value: object, path: str) -> tuple[str | None, str | None]:
     text = _optional_string(value, path, "an object name or regular expression")
     if text is None:
         return None, None
-    if _is_object_name(text):
+    if is_dns1123_subdomain(text):
         return text, None
     return None, _pattern(text, path, "object name")
 
@@ -484,6 +594,16 @@ def _gvr(value: object, path: str) -> GroupVersionResource:
         return GroupVersionResource.parse(text)
     except ValueError as exc:
         raise _Invalid(path, str(exc)) from None
+
+
+def _scope(value: object, path: str) -> str:
+    """The canonical spelling (``Namespaced``, ``Cluster``) of a scope written in any case."""
+    text = _string(value, path)
+    for scope in SCOPES:
+        if text.lower() == scope.lower():
+            return scope
+    raise _Invalid(path, f"unknown scope {text!r}{_suggest(text, SCOPES)} "
+                         f"(allowed: {', '.join(SCOPES)})")
 
 
 def _label_selector(value: object, path: str) -> str | None:
@@ -516,156 +636,278 @@ def _field_selector(value: object, path: str, name: str | None, name_path: str) 
     return str(FieldSelector(dict.fromkeys(requirements))) or None
 
 
-def _selectors(label: object, fields: object, name: object,
-               path: str) -> tuple[str | None, str | None, str | None]:
-    """(label_selector, field_selector, name_pattern) of one entry."""
+def _selectors(label: object, fields: object, name: object, path: str,
+               problems: _Problems) -> tuple[str | None, str | None, str | None] | None:
+    """(label_selector, field_selector, name_pattern) of one entry; None after a problem."""
+    mark = len(problems)
     name_path = _join(path, "name_selector")
-    exact_name, name_pattern = _object_selector(name, name_path)
-    return (_label_selector(label, _join(path, "label_selector")),
-            _field_selector(fields, _join(path, "field_selector"), exact_name, name_path),
-            name_pattern)
+    exact_name = name_pattern = label_text = field_text = None
+    with problems.check():
+        exact_name, name_pattern = _object_selector(name, name_path)
+    with problems.check():
+        label_text = _label_selector(label, _join(path, "label_selector"))
+    with problems.check():
+        field_text = _field_selector(fields, _join(path, "field_selector"), exact_name,
+                                     name_path)
+    if len(problems) > mark:
+        return None
+    return label_text, field_text, name_pattern
 
 
-# --- normalisation ---------------------------------------------------------------------------
+# --- entries -----------------------------------------------------------------------------------
 
 
-def _normalize_namespace(entry: object, path: str) -> list[NormalizedConfig]:
-    if not isinstance(entry, NamespaceConfig):
-        raise _Invalid(path, f"expected a mapping, got {_describe(entry)}")
-    namespace, pattern = _namespace_selector(entry.name_selector, _join(path, "name_selector"))
-    resources = _mapping(entry.resources, _join(path, "resources"),
-                         "a mapping from resources (like v1/pods) to their selectors")
-    if not resources:
-        raise _Invalid(_join(path, "resources"),
-                       'must list at least one resource (like "v1/pods": {})')
+def _entries(value: object, path: str, problems: _Problems) -> Sequence[object]:
+    """The items of ``namespaces`` or ``resources`` (none when it is not a list: reported)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        problems.add(path, f"expected a list of entries, got {_describe(value)}")
+        return ()
+    return value
+
+
+def _rule(value: object, path: str, problems: _Problems) -> ResourceRule | None:
+    """The selectors under one resource key of a namespace entry; None when not a mapping."""
+    if value is None:
+        return ResourceRule()
+    if isinstance(value, ResourceRule):
+        return value
+    if not isinstance(value, Mapping):
+        problems.add(path, f"expected a mapping of selectors (or {{}}), got {_describe(value)}")
+        return None
+    return ResourceRule(**_known_keys(value, RESOURCE_RULE_KEYS, path, problems))
+
+
+def _namespace_entry(item: object, path: str, problems: _Problems
+                     ) -> tuple[NamespaceConfig, list[NormalizedConfig]] | None:
+    """One entry of ``namespaces:`` (a NamespaceConfig or a mapping as in the file), checked:
+    the entry and its normalised forms, or None when it has a problem (recorded)."""
+    mark = len(problems)
+    if isinstance(item, NamespaceConfig):
+        fields: Mapping[str, Any] = {"name_selector": item.name_selector,
+                                     "resources": item.resources}
+    elif isinstance(item, Mapping):
+        fields = _known_keys(item, NAMESPACE_KEYS, path, problems, required=NAMESPACE_KEYS)
+    else:
+        problems.add(path, f"expected a mapping, got {_describe(item)}")
+        return None
+    namespace = pattern = None
+    if "name_selector" in fields:
+        with problems.check():
+            namespace, pattern = _namespace_selector(fields["name_selector"],
+                                                     _join(path, "name_selector"))
+    resources_path = _join(path, "resources")
+    resources = fields.get("resources", {})
+    if not isinstance(resources, Mapping):
+        problems.add(resources_path, "expected a mapping from resources (like v1/pods) to their "
+                                     f"selectors, got {_describe(resources)}")
+        resources = {}
+    elif not resources and "resources" in fields:
+        problems.add(resources_path, 'must list at least one resource (like "v1/pods": {})')
+    rules: dict[str, ResourceRule] = {}
     out: list[NormalizedConfig] = []
-    for key, rule in resources.items():
-        rule_path = f"{path}.resources[{key}]"
-        gvr = _gvr(key, rule_path)
-        if not isinstance(rule, ResourceRule):
-            raise _Invalid(rule_path, f"expected a mapping of selectors, got {_describe(rule)}")
-        label, fields, name_pattern = _selectors(rule.label_selector, rule.field_selector,
-                                                 rule.name_selector, rule_path)
-        out.append(NormalizedConfig(gvr, None, namespace, pattern, label, fields, name_pattern,
-                                    rule_path))
-    return out
+    for key, value in resources.items():
+        rule_path = f"{resources_path}[{key}]"
+        if not isinstance(key, str):
+            problems.add(rule_path,
+                         f"expected a resource like v1/pods as the key, got {_describe(key)}")
+            continue
+        with problems.check():
+            gvr = _gvr(key, rule_path)
+        rule = _rule(value, rule_path, problems)
+        if rule is None:
+            continue
+        rules[key] = rule
+        selectors = _selectors(rule.label_selector, rule.field_selector, rule.name_selector,
+                               rule_path, problems)
+        if selectors is not None and len(problems) == mark:
+            label, field_selector, name_pattern = selectors
+            out.append(NormalizedConfig(gvr, None, namespace, pattern, label, field_selector,
+                                        name_pattern, rule_path))
+    if len(problems) > mark:
+        return None
+    return NamespaceConfig(fields["name_selector"], rules), out
 
 
-def _normalize_resource(entry: ResourceConfig, path: str) -> tuple[NormalizedConfig, ...]:
-    gvr = _gvr(entry.gvr, _join(path, "gvr"))
-    scope = entry.scope
-    if scope is not None:
-        scope_path = _join(path, "scope")
-        if _string(scope, scope_path) not in SCOPES:
-            raise _Invalid(scope_path, f"unknown scope {scope!r}{_suggest(scope, SCOPES)} "
-                                       f"(allowed: {', '.join(SCOPES)})")
+def _fields_of(entry: ResourceConfig) -> dict[str, Any]:
+    return {key: getattr(entry, key) for key in RESOURCE_KEYS}
+
+
+def _resource_fields(data: Mapping[Any, Any], path: str, problems: _Problems) -> dict[str, Any]:
+    """A resource entry's fields from a mapping as in the file: unknown keys and a missing
+    ``gvr`` recorded (and left out), ``namespace_names`` a tuple when it is a list."""
+    fields = _known_keys(data, RESOURCE_KEYS, path, problems, required=("gvr",))
+    names = fields.get("namespace_names")
+    if names is None:
+        fields["namespace_names"] = ()
+    elif isinstance(names, list):
+        fields["namespace_names"] = tuple(names)
+    return fields
+
+
+def _normalize_resource(fields: Mapping[str, Any], path: str,
+                        problems: _Problems) -> tuple[NormalizedConfig, ...]:
+    """Check one resource-centric entry's values (``fields`` by key; a missing ``gvr`` was
+    reported already): its normalised forms, one per namespace scope, or () after a problem."""
+    mark = len(problems)
+    if "gvr" in fields:
+        with problems.check():
+            gvr = _gvr(fields["gvr"], _join(path, "gvr"))
+    scope: str | None = None
+    scope_known = True
+    if fields.get("scope") is not None:
+        scope_known = False
+        with problems.check():
+            scope = _scope(fields["scope"], _join(path, "scope"))
+            scope_known = True
     names_path = _join(path, "namespace_names")
-    names = entry.namespace_names
+    names = fields.get("namespace_names", ())
     if not isinstance(names, tuple):
         hint = f' (write ["{names}"])' if isinstance(names, str) else ""
-        raise _Invalid(names_path,
-                       f"expected a list of namespace names, got {_describe(names)}{hint}")
-    if scope == "Cluster" and names:
-        raise _Invalid(names_path, "a Cluster-scoped resource has no namespaces: remove "
-                                   "namespace_names, or the scope")
+        problems.add(names_path,
+                     f"expected a list of namespace names, got {_describe(names)}{hint}")
+        names = ()
+    elif scope_known and scope == "Cluster" and names:
+        problems.add(names_path, "a Cluster-scoped resource has no namespaces: remove "
+                                 "namespace_names, or the scope")
+        names = ()  # its items need no fixing: they go
     scopes: list[tuple[str | None, str | None]] = []
     first_index: dict[str, int] = {}
     for i, raw in enumerate(names):
         item_path = f"{names_path}[{i}]"
-        text = _required_string(raw, item_path, "a namespace name or regular expression")
-        if text in first_index:
-            raise _Invalid(item_path, f"duplicates {names_path}[{first_index[text]}] ({text!r})")
-        first_index[text] = i
-        scopes.append(_namespace_selector(text, item_path))
-    label, fields, name_pattern = _selectors(entry.label_selector, entry.field_selector,
-                                             entry.name_selector, path)
-    return tuple(NormalizedConfig(gvr, scope, namespace, pattern, label, fields, name_pattern, path)
+        with problems.check():
+            text = _required_string(raw, item_path, "a namespace name or regular expression")
+            if text in first_index:
+                raise _Invalid(item_path,
+                               f"duplicates {names_path}[{first_index[text]}] ({text!r})")
+            first_index[text] = i
+            scopes.append(_namespace_selector(text, item_path))
+    selectors = _selectors(fields.get("label_selector"), fields.get("field_selector"),
+                           fields.get("name_selector"), path, problems)
+    if len(problems) > mark or selectors is None or "gvr" not in fields:
+        return ()
+    label, field_selector, name_pattern = selectors
+    return tuple(NormalizedConfig(gvr, scope, namespace, pattern, label, field_selector,
+                                  name_pattern, path)
                  for namespace, pattern in scopes or [(None, None)])
 
 
-def _check_duplicates(normalized: list[NormalizedConfig]) -> None:
+def _resource_entry(item: object, path: str, problems: _Problems
+                    ) -> tuple[ResourceConfig, tuple[NormalizedConfig, ...]] | None:
+    """One entry of ``resources:`` (a ResourceConfig or a mapping as in the file), checked:
+    the entry (its scope spelt canonically) and its normalised forms, or None after a
+    problem (recorded)."""
+    mark = len(problems)
+    if isinstance(item, ResourceConfig):
+        fields = _fields_of(item)
+    elif isinstance(item, Mapping):
+        fields = _resource_fields(item, path, problems)
+    else:
+        problems.add(path, f"expected a mapping, got {_describe(item)}")
+        return None
+    normalized = _normalize_resource(fields, path, problems)
+    if len(problems) > mark:
+        return None
+    entry = item if isinstance(item, ResourceConfig) else ResourceConfig(**fields)
+    if entry.scope != normalized[0].scope:
+        entry = dataclasses.replace(entry, scope=normalized[0].scope)
+    return entry, normalized
+
+
+def _check_duplicates(normalized: list[NormalizedConfig], problems: _Problems) -> None:
     first: dict[NormalizedConfig, NormalizedConfig] = {}
     for item in normalized:
         earlier = first.setdefault(item, item)
         if earlier is not item:
-            raise _Invalid(item.source, f"duplicates {earlier.source} (the same resource, "
-                                        "namespace and selectors)")
+            problems.add(item.source, f"duplicates {earlier.source} (the same resource, "
+                                      "namespace and selectors)")
 
 
-# --- raw (YAML/dict) entries to dataclasses ---------------------------------------------------
+def _check(config: Config, problems: _Problems) -> dict[str, Any]:
+    """Check every setting of ``config``, recording each problem; the values to store."""
+    out: dict[str, Any] = {}
+    for name, check in _SCALARS.items():
+        with problems.check():
+            out[name] = check(getattr(config, name), name)
+    out["metrics"] = _section(config.metrics, "metrics", MetricsConfig, _METRICS_CHECKS,
+                              problems)
+    out["export"] = _section(config.export, "export", ExportConfig, _EXPORT_CHECKS, problems)
+    normalized: list[NormalizedConfig] = []
+    namespaces: list[NamespaceConfig] = []
+    for i, item in enumerate(_entries(config.namespaces, "namespaces", problems)):
+        namespace_entry = _namespace_entry(item, f"namespaces[{i}]", problems)
+        if namespace_entry is not None:
+            namespaces.append(namespace_entry[0])
+            normalized.extend(namespace_entry[1])
+    resources: list[ResourceConfig] = []
+    for i, item in enumerate(_entries(config.resources, "resources", problems)):
+        resource_entry = _resource_entry(item, f"resources[{i}]", problems)
+        if resource_entry is not None:
+            resources.append(resource_entry[0])
+            normalized.extend(resource_entry[1])
+    _check_duplicates(normalized, problems)
+    out.update(namespaces=tuple(namespaces), resources=tuple(resources),
+               normalized=tuple(normalized))
+    return out
 
 
-def _metrics_from_raw(raw: object, path: str) -> MetricsConfig:
-    data = _mapping(raw, path)
-    _check_keys(data, METRICS_KEYS, path)
-    return MetricsConfig(**data)
+def _document_order(data: Mapping[Any, Any]) -> dict[str, int]:
+    """The position in ``data`` (a parsed document) of every path a problem may name.
+
+    Only the structure the checks read is walked (never deeper, as an aliased or recursive
+    document could be endless).
+    """
+    order: dict[str, int] = {}
+
+    # Generators, so that each path is numbered as the walk reaches it (before its children).
+    def keys(value: object, path: str, brackets: bool = False) -> Iterator[tuple[str, object]]:
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                child_path = f"{path}[{key}]" if brackets else _join(path, str(key))
+                order.setdefault(child_path, len(order))
+                yield child_path, child
+
+    def items(value: object, path: str) -> Iterator[tuple[str, object]]:
+        if isinstance(value, list | tuple):
+            for i, child in enumerate(value):
+                child_path = f"{path}[{i}]"
+                order.setdefault(child_path, len(order))
+                yield child_path, child
+
+    def walk(children: Iterator[tuple[str, object]]) -> None:
+        for _ in children:
+            pass
+
+    for top, section in keys(data, ""):
+        if top in ("metrics", "export"):
+            walk(keys(section, top))
+        elif top in ("namespaces", "resources"):
+            for entry_path, entry in items(section, top):
+                for key_path, value in keys(entry, entry_path):
+                    if top == "namespaces" and key_path == f"{entry_path}.resources":
+                        for rule_path, rule in keys(value, key_path, brackets=True):
+                            walk(keys(rule, rule_path))
+                    elif key_path == f"{entry_path}.namespace_names":
+                        walk(items(value, key_path))
+    return order
 
 
-def _export_from_raw(raw: object, path: str) -> ExportConfig:
-    data = _mapping(raw, path)
-    _check_keys(data, EXPORT_KEYS, path)
-    return ExportConfig(**data)
+def _in_document_order(errors: list[ConfigError], data: Mapping[Any, Any]) -> ConfigError:
+    """``errors`` (each standing for one problem) as one ConfigError, sorted by where in
+    ``data`` each problem is (a problem about a mapping comes before those inside it)."""
+    order = _document_order(data)
 
+    def position(error: ConfigError) -> int:
+        path = error.path
+        while path:
+            found = order.get(path)
+            if found is not None:
+                return found
+            path = path[:max(path.rfind("."), path.rfind("["), 0)]
+        return -1  # the whole document (or, which cannot be, a path not in it)
 
-def _rule_from_raw(raw: object, path: str) -> ResourceRule:
-    if raw is None:
-        return ResourceRule()
-    if isinstance(raw, ResourceRule):
-        return raw
-    data = _mapping(raw, path, "a mapping of selectors (or {})")
-    _check_keys(data, RESOURCE_RULE_KEYS, path)
-    return ResourceRule(**data)
-
-
-def _namespace_from_raw(raw: Mapping[Any, Any], path: str) -> NamespaceConfig:
-    _check_keys(raw, NAMESPACE_KEYS, path)
-    for key in NAMESPACE_KEYS:
-        if key not in raw:
-            raise _Invalid(path, f"missing required key {key!r}")
-    resources_path = _join(path, "resources")
-    resources = _mapping(raw["resources"], resources_path,
-                         "a mapping from resources (like v1/pods) to their selectors")
-    rules: dict[str, ResourceRule] = {}
-    for key, value in resources.items():
-        if not isinstance(key, str):
-            raise _Invalid(f"{resources_path}[{key}]",
-                           f"expected a resource like v1/pods as the key, got {_describe(key)}")
-        rules[key] = _rule_from_raw(value, f"{resources_path}[{key}]")
-    return NamespaceConfig(raw["name_selector"], rules)
-
-
-def _resource_from_raw(raw: Mapping[Any, Any], path: str) -> ResourceConfig:
-    _check_keys(raw, RESOURCE_KEYS, path)
-    if "gvr" not in raw:
-        raise _Invalid(path, "missing required key 'gvr'")
-    data = dict(raw)
-    names = data.pop("namespace_names", None)
-    if names is None:
-        names = ()
-    elif isinstance(names, list):
-        names = tuple(names)
-    return ResourceConfig(namespace_names=names, **data)
-
-
-_E = TypeVar("_E", NamespaceConfig, ResourceConfig)
-
-
-def _entries(value: object, path: str, kind: type[_E],
-             from_raw: Callable[[Mapping[Any, Any], str], _E]) -> tuple[_E, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list | tuple):
-        raise _Invalid(path, f"expected a list of entries, got {_describe(value)}")
-    out: list[_E] = []
-    for i, item in enumerate(value):
-        item_path = f"{path}[{i}]"
-        if isinstance(item, kind):
-            out.append(item)
-        elif isinstance(item, Mapping):
-            out.append(from_raw(item, item_path))
-        else:
-            raise _Invalid(item_path, f"expected a mapping, got {_describe(item)}")
-    return tuple(out)
+    return _combined(sorted(errors, key=position))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,8 +921,9 @@ class Config:
 
     Build one with :func:`load_config`, :meth:`from_yaml`, :meth:`from_dict` or the constructor
     (which also accepts mappings, as in the file, for ``metrics`` and for the entries of
-    ``namespaces`` and ``resources``, and lists for the latter). Invalid settings raise
-    :class:`ConfigError`. ``source`` names the origin in errors and is ignored by ``==``.
+    ``namespaces`` and ``resources``, and lists for the latter). Invalid settings raise one
+    :class:`ConfigError` listing every problem (:attr:`ConfigError.errors`). ``source`` names
+    the origin in errors and is ignored by ``==``.
     """
 
     output_dir: str = "./output"
@@ -701,59 +944,41 @@ class Config:
     resources."""
 
     def __post_init__(self) -> None:
-        try:
-            for name, check in _SCALARS.items():
-                object.__setattr__(self, name, check(getattr(self, name), name))
-            metrics: object = self.metrics
-            if not isinstance(metrics, MetricsConfig):
-                metrics = _metrics_from_raw(metrics, "metrics")
-            _check_metrics(metrics, "metrics")
-            export: object = self.export
-            if not isinstance(export, ExportConfig):
-                export = _export_from_raw(export, "export")
-            _check_export(export, "export")
-            namespaces = _entries(self.namespaces, "namespaces", NamespaceConfig,
-                                  _namespace_from_raw)
-            resources = _entries(self.resources, "resources", ResourceConfig,
-                                 _resource_from_raw)
-            normalized: list[NormalizedConfig] = []
-            for i, namespace in enumerate(namespaces):
-                normalized.extend(_normalize_namespace(namespace, f"namespaces[{i}]"))
-            for i, resource in enumerate(resources):
-                normalized.extend(_normalize_resource(resource, f"resources[{i}]"))
-            _check_duplicates(normalized)
-        except _Invalid as exc:
-            raise ConfigError(self.source, exc.path, exc.problem) from None
-        object.__setattr__(self, "metrics", metrics)
-        object.__setattr__(self, "export", export)
-        object.__setattr__(self, "namespaces", namespaces)
-        object.__setattr__(self, "resources", resources)
-        object.__setattr__(self, "normalized", tuple(normalized))
+        problems = _Problems()
+        values = _check(self, problems)
+        problems.raise_if_any(self.source)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Config:
         """Build a Config from a parsed document (a mapping of the file's keys).
 
         Unknown keys are errors; a null ``metrics``, ``namespaces`` or ``resources`` is the
-        default. Raises :class:`ConfigError`.
+        default. Raises :class:`ConfigError` listing every problem in document order.
         """
         if not isinstance(data, Mapping):
             raise ConfigError(source, "", "expected a mapping of settings at the top of the "
                                           f"document, got {_describe(data)}")
-        try:
-            _check_keys(data, CONFIG_KEYS, "")
-        except _Invalid as exc:
-            raise ConfigError(source, exc.path, exc.problem) from None
-        settings = {key: value for key, value in data.items()
+        problems = _Problems()
+        settings = {key: value
+                    for key, value in _known_keys(data, CONFIG_KEYS, "", problems).items()
                     if not (value is None and key in _SECTIONS)}
-        return cls(**settings, source=source)
+        errors = problems.errors(source)
+        try:
+            config = cls(**settings, source=source)
+        except ConfigError as exc:
+            errors.extend(_singles(exc))
+        if errors:
+            raise _in_document_order(errors, data) from None
+        return config
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "<string>") -> Config:
         """Parse one YAML document (an empty one is the default Config).
 
         Raises :class:`ConfigError` for invalid YAML (with line and column), a repeated key in
-        a mapping, or invalid settings.
+        a mapping (these stop the reading: one problem), or invalid settings (every one).
         """
         try:
             data = yaml.load(text, Loader=_StrictLoader)
@@ -763,6 +988,8 @@ class Config:
             raise ConfigError(source, "", _describe_yaml_error(exc)) from None
         except yaml.YAMLError as exc:
             raise ConfigError(source, "", f"invalid YAML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(source, "", "invalid YAML: nested too deeply") from None
         return cls.from_dict({} if data is None else data, source=source)
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -770,12 +997,18 @@ class Config:
 
         For example ``config.with_overrides(workers=8)``, or for one metrics setting
         ``config.with_overrides(metrics=dataclasses.replace(config.metrics, port=9090))``.
-        Raises :class:`ConfigError` for an unknown setting or an invalid value.
+        Raises :class:`ConfigError` for unknown settings and invalid values (all of them).
         """
-        for key in changes:
-            if key not in CONFIG_KEYS:
-                raise ConfigError(self.source, key, _unknown_key(key, CONFIG_KEYS))
-        return dataclasses.replace(self, **changes)
+        problems = _Problems()
+        known = _known_keys(changes, CONFIG_KEYS, "", problems)
+        errors = problems.errors(self.source)
+        try:
+            config = dataclasses.replace(self, **known)
+        except ConfigError as exc:
+            errors.extend(_singles(exc))
+        if errors:
+            raise _in_document_order(errors, changes) from None
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain dicts, lists and scalars; :meth:`from_dict` gives back an
@@ -869,8 +1102,9 @@ def _describe_yaml_error(exc: yaml.MarkedYAMLError) -> str:
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the YAML configuration file at ``path``.
 
-    Errors name the path as given. Raises :class:`ConfigError`, also when the file cannot be
-    read or is not UTF-8.
+    Errors name the path as given. Raises :class:`ConfigError` (listing every problem of the
+    settings, see :attr:`ConfigError.errors`), also when the file cannot be read or is not
+    UTF-8.
     """
     source = os.fspath(path)
     try:

@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from faro._selectors import _DNS1123_LABEL_FMT
+from faro._names import is_dns1123_label, is_dns1123_subdomain
 
-_DNS_LABEL = re.compile(_DNS1123_LABEL_FMT)
 _VERSION = re.compile(r"v[0-9]+((alpha|beta)[0-9]+)?")
 
 
@@ -29,7 +28,9 @@ class GroupVersionResource:
     def parse(cls, text: str) -> GroupVersionResource:
         """Parse ``version/resource`` (core group) or ``group/version/resource``.
 
-        Raises ValueError naming the string when it has the wrong shape.
+        The version is ``v1``, ``v1beta1``...; the resource a DNS-1123 label and the group a
+        DNS-1123 subdomain, as Kubernetes names them (:mod:`faro._names`). Raises ValueError
+        naming the string when it has the wrong shape.
         """
         parts = text.strip().split("/")
         if len(parts) == 2:
@@ -43,10 +44,10 @@ class GroupVersionResource:
         if not _VERSION.fullmatch(version):
             raise ValueError(f"invalid resource {text!r}: {version!r} is not an API version "
                              "(like v1, v1beta1)")
-        if not _DNS_LABEL.fullmatch(resource):
+        if not is_dns1123_label(resource):
             raise ValueError(f"invalid resource {text!r}: {resource!r} is not a resource name "
                              "(lower-case plural, like pods)")
-        if group and not all(_DNS_LABEL.fullmatch(label) for label in group.split(".")):
+        if group and not is_dns1123_subdomain(group):
             raise ValueError(f"invalid resource {text!r}: {group!r} is not an API group")
         return cls(group, version, resource)
 
@@ -54,6 +55,12 @@ class GroupVersionResource:
     def api_version(self) -> str:
         """``v1`` or ``group/version``, as in an object's apiVersion."""
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_resource(self) -> str:
+        """``pods`` or ``resource.group`` (``widgets.example.com``): apimachinery's
+        ``GroupResource.String()``, as in API errors, and a custom resource's CRD name."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
 
     def path(self, namespace: str | None = None) -> str:
         """The collection's URL path, across namespaces or in ``namespace``."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-KubeObject = dict[str, Any]
+from faro._names import KubeObject as KubeObject  # re-exported: faro.cache.handlers.KubeObject
 
 
 @runtime_checkable

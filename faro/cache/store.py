@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-KubeObject = dict[str, Any]
-"""An object as decoded from the API server's JSON."""
+from faro._names import KubeObject as KubeObject  # re-exported: faro.cache.store.KubeObject
+from faro._names import key_of, object_key
 
 IndexFunc = Callable[[KubeObject], Iterable[str]]
 """Returns the index values of an object (none, one or several)."""
@@ -36,10 +36,7 @@ def meta_namespace_key(obj: Mapping[str, Any]) -> str:
 
     Raises KeyError if the object has no ``metadata.name``.
     """
-    metadata = obj["metadata"]
-    namespace = metadata.get("namespace")
-    name: str = metadata["name"]
-    return f"{namespace}/{name}" if namespace else name
+    return key_of(obj)
 
 
 class Store:
@@ -138,7 +135,7 @@ class Store:
 
     def get_by_name(self, name: str, namespace: str | None = None) -> KubeObject | None:
         """The object called ``name`` (in ``namespace`` if it is namespaced), or None."""
-        return self.get(f"{namespace}/{name}" if namespace else name)
+        return self.get(object_key(namespace, name))
 
     def list(self) -> list[KubeObject]:
         """Every object, in no particular order."""

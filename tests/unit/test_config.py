@@ -646,8 +646,8 @@ def test_unknown_keys_are_rejected_with_a_suggestion_and_the_allowed_keys(
     ("resources: [{gvr: ''}]", "resources[0].gvr",
      "must not be empty (expected a resource like v1/pods)"),
     ("resources: [{scope: Cluster}]", "resources[0]", "missing required key 'gvr'"),
-    ("resources: [{gvr: v1/pods, scope: namespaced}]", "resources[0].scope",
-     "unknown scope 'namespaced'; did you mean 'Namespaced'? (allowed: Namespaced, Cluster)"),
+    ("resources: [{gvr: v1/pods, scope: namespace}]", "resources[0].scope",
+     "unknown scope 'namespace'; did you mean 'Namespaced'? (allowed: Namespaced, Cluster)"),
     ("resources: [{gvr: v1/pods, scope: Clustered}]", "resources[0].scope",
      "unknown scope 'Clustered'; did you mean 'Cluster'? (allowed: Namespaced, Cluster)"),
     ("resources: [{gvr: v1/pods, scope: ''}]", "resources[0].scope",
@@ -783,6 +783,218 @@ def test_config_error_formatting_and_types() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Every problem in one error
+# ---------------------------------------------------------------------------------------------
+
+
+def problems_of(error: ConfigError) -> list[tuple[str, str]]:
+    return [(each.path, each.problem) for each in error.errors]
+
+
+def test_one_problem_is_its_own_only_error() -> None:
+    error = error_of("workers: 0")
+    assert error.errors == (error,)
+    assert str(error) == "test.yaml: workers: must be at least 1, got 0"
+
+
+def test_every_problem_of_a_namespace_centric_file_is_listed_with_its_path() -> None:
+    error = error_of("""
+namespaces:
+  - name_selector: Production
+    resources:
+      v1/Pods: {}
+      v1/services: {label_selector: "app in (a"}
+  - name_selector: staging
+    resources:
+      v1/configmaps: {labels: x}
+""")
+    assert problems_of(error) == [
+        ("namespaces[0].name_selector",
+         "'Production' is not a valid namespace name (at most 63 lower-case letters, digits "
+         "and '-', starting and ending with a letter or digit) and has no regular-expression "
+         "syntax, so it could never match a namespace"),
+        ("namespaces[0].resources[v1/Pods]",
+         "invalid resource 'v1/Pods': 'Pods' is not a resource name (lower-case plural, like "
+         "pods)"),
+        ("namespaces[0].resources[v1/services].label_selector",
+         "invalid label selector 'app in (a': unable to parse requirement: found '', "
+         "expected: ',' or ')'"),
+        ("namespaces[1].resources[v1/configmaps].labels",
+         "unknown key 'labels'; did you mean 'label_selector'? (allowed keys: label_selector, "
+         "field_selector, name_selector)"),
+    ]
+    assert (error.source, error.path) == ("test.yaml", "namespaces[0].name_selector")
+    assert error.problem == error.errors[0].problem
+    assert error.errors[0] is error
+    assert all(each.source == "test.yaml" and each.errors == (each,)
+               for each in error.errors[1:])
+
+
+def test_every_problem_of_a_resource_centric_file_is_listed_with_its_path() -> None:
+    error = error_of("""
+resources:
+  - gvr: pods
+    namespace_names: [default, default]
+  - gvr: v1/configmaps
+    scope: Clustered
+    field_selector: "a=b=c"
+  - gvr: v1/secrets
+    namespace_name: [a]
+""")
+    assert str(error) == (
+        "test.yaml: resources[0].gvr: invalid resource 'pods': expected 'version/resource' for "
+        "the core group (v1/pods) or 'group/version/resource' (apps/v1/deployments)\n"
+        "  and 4 more problems:\n"
+        "  resources[0].namespace_names[1]: duplicates resources[0].namespace_names[0] "
+        "('default')\n"
+        "  resources[1].scope: unknown scope 'Clustered'; did you mean 'Cluster'? (allowed: "
+        "Namespaced, Cluster)\n"
+        "  resources[1].field_selector: invalid field selector 'a=b=c': unescaped character in "
+        "value: '=' (in 'a=b=c')\n"
+        "  resources[2].namespace_name: unknown key 'namespace_name'; did you mean "
+        "'namespace_names'? (allowed keys: gvr, scope, namespace_names, name_selector, "
+        "label_selector, field_selector)")
+    assert len(error.errors) == 5
+
+
+def test_problems_are_listed_in_document_order() -> None:
+    # The file's order, not the order of the settings in Config.
+    error = error_of("""
+resources: [{gvr: v1/pods, label_selector: "=x"}]
+metrics: {path: metrics, port: -1}
+namespaces: [{resources: {v1/pods: }}]
+colour: red
+workers: 0
+""")
+    assert [each.path for each in error.errors] == [
+        "resources[0].label_selector", "metrics.path", "metrics.port", "namespaces[0]",
+        "colour", "workers"]
+
+
+def test_with_overrides_and_the_constructor_list_every_problem() -> None:
+    with pytest.raises(ConfigError) as info:
+        Config().with_overrides(worker=4, log_level="loud", max_retries=-1)
+    assert [each.path for each in info.value.errors] == ["worker", "log_level", "max_retries"]
+    with pytest.raises(ConfigError) as info:
+        Config(workers=0, metrics=MetricsConfig(port=-1), resources=(ResourceConfig("pods"),),
+               source="flags")
+    assert [each.path for each in info.value.errors] == [
+        "workers", "metrics.port", "resources[0].gvr"]
+    assert str(info.value).startswith("flags: workers: must be at least 1, got 0\n"
+                                      "  and 2 more problems:\n  metrics.port: ")
+
+
+def test_resource_config_from_dict_and_normalize_list_every_problem() -> None:
+    with pytest.raises(ConfigError) as info:
+        ResourceConfig.from_dict({"gvr": "v1/pods", "labels": "a", "names": ["x"]},
+                                 path="add[0]", source="add_resources")
+    assert [each.path for each in info.value.errors] == ["add[0].labels", "add[0].names"]
+    with pytest.raises(ConfigError) as info:
+        ResourceConfig("v1/Pods", scope="global", namespace_names=("A",)).normalize()
+    assert [each.path for each in info.value.errors] == [
+        "resources[0].gvr", "resources[0].scope", "resources[0].namespace_names[0]"]
+
+
+@pytest.mark.parametrize(("text", "path", "problem"), [
+    # a section of the wrong type: its content is not looked at
+    ("metrics: [{port: -1}]", "metrics", "expected a mapping, got a list"),
+    ("resources: {gvr: pods, scope: x}", "resources", "expected a list of entries, got a mapping"),
+    ("resources: [{gvr: v1/pods, namespace_names: {a: [B]}}]", "resources[0].namespace_names",
+     "expected a list of namespace names, got a mapping"),
+    # a misspelt required key is not also missing
+    ("resources: [{gvrs: pods}]", "resources[0].gvrs",
+     "unknown key 'gvrs'; did you mean 'gvr'? (allowed keys: gvr, scope, namespace_names, "
+     "name_selector, label_selector, field_selector)"),
+    ("namespaces: [{name_selectors: a, resources: {v1/pods: }}]",
+     "namespaces[0].name_selectors",
+     "unknown key 'name_selectors'; did you mean 'name_selector'? (allowed keys: "
+     "name_selector, resources)"),
+    # the namespaces of a Cluster-scoped resource are to go, not to be fixed
+    ("resources: [{gvr: v1/nodes, scope: Cluster, namespace_names: ['[', 5]}]",
+     "resources[0].namespace_names",
+     "a Cluster-scoped resource has no namespaces: remove namespace_names, or the scope"),
+    # a key that is not a resource is not also checked as one
+    ("namespaces: [{name_selector: a, resources: {1: {}}}]", "namespaces[0].resources[1]",
+     "expected a resource like v1/pods as the key, got the integer 1"),
+])
+def test_problems_that_follow_from_another_are_not_reported(text: str, path: str,
+                                                            problem: str) -> None:
+    error = error_of(text)
+    assert problems_of(error) == [(path, problem)]
+
+
+def test_an_entry_with_a_problem_is_not_also_a_duplicate() -> None:
+    error = error_of("""
+resources:
+  - {gvr: v1/pods, namespace_names: [a]}
+  - {gvr: v1/pods, namespace_names: [a], colour: red}
+  - {gvr: v1/pods, namespace_names: [a]}
+""")
+    assert problems_of(error) == [
+        ("resources[1].colour", "unknown key 'colour' (allowed keys: gvr, scope, "
+                                "namespace_names, name_selector, label_selector, "
+                                "field_selector)"),
+        ("resources[2]", "duplicates resources[0] (the same resource, namespace and selectors)"),
+    ]
+
+
+def test_config_error_with_more_problems() -> None:
+    more = ConfigError("f.yaml", "b", "two", [ConfigError("f.yaml", "c", "three")])
+    error = ConfigError("f.yaml", "a", "one", [more, ConfigError("g.yaml", "", "four")])
+    assert [(e.source, e.path, e.problem) for e in error.errors] == [
+        ("f.yaml", "a", "one"), ("f.yaml", "b", "two"), ("f.yaml", "c", "three"),
+        ("g.yaml", "", "four")]
+    assert all(each.errors == (each,) for each in error.errors[1:])
+    assert str(error) == ("f.yaml: a: one\n  and 3 more problems:\n  b: two\n  c: three\n"
+                          "  g.yaml: four")
+    assert str(ConfigError("f.yaml", "a", "one", [ConfigError("f.yaml", "b", "two")])) == \
+        "f.yaml: a: one\n  and 1 more problem:\n  b: two"
+    for copy in (pickle.loads(pickle.dumps(error)), copy_module.deepcopy(error)):
+        assert str(copy) == str(error)
+        assert copy.errors[0] is copy
+        assert [str(e) for e in copy.errors] == [str(e) for e in error.errors]
+
+
+@pytest.mark.parametrize("text", [
+    "a: " + "[" * 5000 + "]" * 5000,                                 # deeper than Python goes
+    "namespaces: &n [{name_selector: a, resources: {v1/pods: *n}}, *n]",  # recursive
+    "resources: &r [{gvr: v1/pods, namespace_names: *r}, *r]",
+    "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    "resources: [*d, *d, {gvr: *d, scope: *d, namespace_names: *d, label_selector: *d}]\n",
+])
+def test_hostile_documents_give_a_config_error(text: str) -> None:
+    error = error_of(text)
+    assert error.errors[0] is error and len(error.errors) < 50
+
+
+# ---------------------------------------------------------------------------------------------
+# scope: any case, as the Go original's files write it
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "scope"), [
+    ("cluster", "Cluster"), ("Cluster", "Cluster"), ("CLUSTER", "Cluster"),
+    ("namespaced", "Namespaced"), ("Namespaced", "Namespaced"), ("NAMESPACED", "Namespaced"),
+    ("nameSpaced", "Namespaced"),
+])
+def test_scope_is_accepted_in_any_case_and_stored_canonically(written: str, scope: str) -> None:
+    config = Config.from_yaml(f"resources: [{{gvr: v1/nodes, scope: {written}}}]")
+    assert config.resources == (ResourceConfig("v1/nodes", scope),)
+    assert [n.scope for n in config.normalized] == [scope]
+    assert config.to_dict()["resources"] == [{"gvr": "v1/nodes", "scope": scope}]
+    assert Config(resources=(ResourceConfig("v1/nodes", written),)) == config
+    assert ResourceConfig("v1/nodes", written).normalize()[0].scope == scope
+
+
+def test_lower_case_cluster_scope_still_has_no_namespaces() -> None:
+    error = error_of("resources: [{gvr: v1/nodes, scope: cluster, namespace_names: [a]}]")
+    assert problems_of(error) == [(
+        "resources[0].namespace_names",
+        "a Cluster-scoped resource has no namespaces: remove namespace_names, or the scope")]
+
+
+# ---------------------------------------------------------------------------------------------
 # Construction from Python, ResourceConfig.normalize
 # ---------------------------------------------------------------------------------------------
 
@@ -852,9 +1064,9 @@ def test_resource_config_normalize() -> None:
     assert {n.source for n in resource.normalize("resources[7]")} == {"resources[7]"}
     assert resource.normalize()[0].source == "resources[0]"
     with pytest.raises(ConfigError) as info:
-        ResourceConfig("v1/pods", scope="cluster").normalize("added[2]", "add_resources")
-    assert str(info.value) == ("add_resources: added[2].scope: unknown scope 'cluster'; did you "
-                               "mean 'Cluster'? (allowed: Namespaced, Cluster)")
+        ResourceConfig("v1/pods", scope="clustered").normalize("added[2]", "add_resources")
+    assert str(info.value) == ("add_resources: added[2].scope: unknown scope 'clustered'; did "
+                               "you mean 'Cluster'? (allowed: Namespaced, Cluster)")
 
 
 def test_resource_config_from_dict() -> None:
