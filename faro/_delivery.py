@@ -1,15 +1,18 @@
-"""Event delivery: per-object ordered buffers, a deduplicating queue, and a worker pool.
+"""Event delivery: matching informer changes to entries, then per-object ordered delivery.
 
-Informer threads :meth:`Delivery.push` events. Each event goes to the end of
-its object's buffer (the object is ``(gvr, namespace/name)``), and the object
-is added to a rate-limited work queue, which holds an object at most once and
-never hands it to two workers at a time. A worker takes an object and works
-through its buffer from the front: the middlewares once, then every handler
-that has not yet handled that event. When a handler raises, the event stays at
-the front (so later events of that object wait) and the object comes back
-after the queue's rate-limiter delay, to retry only the handlers that failed;
-after ``max_retries`` retries a handler gives the event up (logged at ERROR,
-counted) and the object moves on.
+Contract: every change an informer reports goes through a :class:`StreamHandler`
+(made by :meth:`Delivery.stream_handler` for one informer and the entries it serves),
+which matches it to the first entry whose client-side filters (namespace, name pattern)
+accept it, or counts it as filtered, and pushes a :class:`~faro.events.MatchedEvent`.
+:meth:`Delivery.push` puts each event at the end of its object's buffer (the object is
+``(gvr, namespace/name)``) and adds the object to a rate-limited work queue, which holds
+an object at most once and never hands it to two workers at a time. A worker takes an
+object and works through its buffer from the front: the middlewares once, the observers
+once, then every handler that has not yet handled that event. When a handler raises, the
+event stays at the front (so later events of that object wait) and the object comes back
+after the queue's rate-limiter delay, to retry only the handlers that failed; after
+``max_retries`` retries a handler gives the event up (logged at ERROR, counted) and the
+object moves on. Every event is counted once, through the metrics' ``count_*`` methods.
 
 Nothing here is public; :class:`faro.controller.Controller` owns one.
 """
@@ -20,12 +23,15 @@ import concurrent.futures
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any
 
+from faro._names import KubeObject, object_key
 from faro.clock import Clock, RealClock
-from faro.events import MatchedEvent
+from faro.config import NormalizedConfig
+from faro.events import EventType, MatchedEvent
 from faro.metrics import ControllerMetrics
 from faro.workqueue import RateLimiter, RateLimitingQueue, ShutDown
 from faro.workqueue.metrics import QueueMetrics
@@ -34,6 +40,9 @@ logger = logging.getLogger("faro.controller")
 
 ObjectKey = tuple[str, str]
 """``(gvr, namespace/name)``: what the work queue holds."""
+
+Observer = Callable[[MatchedEvent], object]
+"""Called once per event after the middlewares, before the handlers; never retried."""
 
 
 @dataclass(eq=False)
@@ -91,6 +100,10 @@ class Busy:
 class Delivery:
     """Delivers pushed events to the handlers; see the module docstring.
 
+    ``observers`` (the event log line, the JSON export) are called once per event,
+    after the middlewares and before the handlers; one that raises is logged, never
+    retried. ``clock`` times retries and stamps events (``timestamp``).
+
     Threading: :meth:`push` from any thread; handlers run on ``workers``
     threads of a ThreadPoolExecutor started by :meth:`start`. Handlers and
     middlewares may be added at any time (copy-on-write tuples); an event
@@ -99,6 +112,7 @@ class Delivery:
 
     def __init__(self, *, name: str, workers: int, max_retries: int,
                  metrics: ControllerMetrics, clock: Clock | None = None,
+                 observers: Sequence[Observer] = (),
                  rate_limiter: RateLimiter[ObjectKey] | None = None,
                  queue_metrics: QueueMetrics[ObjectKey] | None = None) -> None:
         self.name = name
@@ -111,18 +125,38 @@ class Delivery:
             name, rate_limiter=rate_limiter, clock=self._clock, metrics=queue_metrics)
         self._lock = threading.Lock()
         self._buffers: dict[ObjectKey, deque[_Pending]] = {}
-        self.handlers: tuple[Callee, ...] = ()
-        self.middlewares: tuple[Callee, ...] = ()
-        # Called once per event, after the middlewares and before the handlers (the event
-        # log line, the JSON export); an observer that raises is logged, never retried.
-        self.observers: tuple[Callable[[MatchedEvent], object], ...] = ()
+        self._handlers: tuple[Callee, ...] = ()
+        self._middlewares: tuple[Callee, ...] = ()
+        self._observers = tuple(observers)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._exited: dict[int, threading.Event] = {}  # worker thread ident -> its loop ended
         self._busy: dict[int, tuple[Callee, MatchedEvent, float]] = {}
         self._retrying: set[ObjectKey] = set()  # objects the rate limiter tracks
-        self._delivered: dict[tuple[str, str], Any] = {}  # events_total children
+
+    # ------------------------------------------------------------ consumers
+
+    def add_handler(self, handler: Callee) -> None:
+        """Call ``handler`` for every event not yet delivered, after those added before."""
+        with self._lock:
+            self._handlers = (*self._handlers, handler)
+
+    def add_middleware(self, middleware: Callee) -> None:
+        """Run ``middleware`` on every event not yet prepared, after those added before."""
+        with self._lock:
+            self._middlewares = (*self._middlewares, middleware)
 
     # ------------------------------------------------------------ producers
+
+    def stream_handler(self, gvr: str, entries: Iterable[NormalizedConfig],
+                       cluster_scoped: bool) -> StreamHandler:
+        """The handler for an informer of ``gvr`` that serves ``entries`` (matched in order;
+        a cluster-scoped resource's entries ignore their namespace filter)."""
+        return StreamHandler(gvr, entries, cluster_scoped, push=self.push, now=self.now,
+                             count_filtered=self._metrics.count_filtered)
+
+    def now(self) -> datetime:
+        """The time an event is observed (UTC), on the delivery's clock."""
+        return datetime.fromtimestamp(self._clock.time(), timezone.utc)
 
     def push(self, event: MatchedEvent) -> None:
         """Buffer ``event`` behind its object's earlier events and queue the object."""
@@ -256,7 +290,7 @@ class Delivery:
         busy = self._busy
         now = self._clock.now
         retry = False
-        for handler in self.handlers:
+        for handler in self._handlers:
             handled = pending.handled
             if handled is not None and handler in handled:
                 continue
@@ -271,16 +305,12 @@ class Delivery:
             finally:
                 del busy[ident]
         if not retry:
-            labels = (event.gvr, event.event_type.value)
-            counter = self._delivered.get(labels)
-            if counter is None:
-                counter = self._delivered[labels] = self._metrics.events_total.labels(*labels)
-            counter.inc()
+            self._metrics.count_delivered(event.gvr, event.event_type.value)
         return not retry
 
     def _prepare(self, pending: _Pending) -> bool | None:
         """Run the middlewares not yet run; None when the handlers should follow."""
-        middlewares = self.middlewares
+        middlewares = self._middlewares
         while pending.middlewares_done < len(middlewares):
             middleware = middlewares[pending.middlewares_done]
             event = pending.event
@@ -293,7 +323,7 @@ class Delivery:
                     return True
                 return False
             if not keep:
-                self._metrics.events_dropped_total.inc()
+                self._metrics.count_dropped()
                 logger.debug("middleware %s dropped %s %s %s", middleware.name,
                              event.event_type.value, event.gvr, event.key)
                 return True
@@ -301,7 +331,7 @@ class Delivery:
                 pending.event = replace(event, object=obj)
             pending.middlewares_done += 1
         pending.prepared = True
-        for observer in self.observers:
+        for observer in self._observers:
             try:
                 observer(pending.event)
             except Exception:
@@ -312,13 +342,14 @@ class Delivery:
 
     def _failed(self, pending: _Pending, callee: Callee, exc: Exception) -> bool:
         """Count a failed call; True when the event is given up for ``callee``."""
-        self._metrics.handler_errors_total.inc()
+        self._metrics.count_handler_error()
         event = pending.event
         if pending.failures is None:
             pending.failures = {}
             # Handlers before this one in this pass succeeded: remember them from now on.
-            _handled(pending).update(self.handlers[:self.handlers.index(callee)]
-                                     if callee in self.handlers else ())
+            handlers = self._handlers
+            _handled(pending).update(handlers[:handlers.index(callee)]
+                                     if callee in handlers else ())
         failures = pending.failures.get(callee, 0) + 1
         pending.failures[callee] = failures
         what = f"{event.event_type.value} {event.gvr} {event.key}"
@@ -327,7 +358,7 @@ class Delivery:
             logger.error("%s gave up %s (uid %s) after %d attempts: %s: %s", callee.name, what,
                          event.uid or "-", failures, type(exc).__name__, exc,
                          exc_info=(type(exc), exc, exc.__traceback__))
-            self._metrics.events_given_up_total.inc()
+            self._metrics.count_given_up()
             return True
         logger.warning("%s failed for %s (attempt %d of %d); retrying: %s: %s", callee.name,
                        what, failures, self.max_retries + 1, type(exc).__name__, exc)
@@ -348,3 +379,63 @@ def _checked(middleware: Callee, result: object) -> tuple[Mapping[str, Any], boo
     raise TypeError(f"middleware {middleware.name} returned {result!r:.80}; expected a tuple "
                     "(object, keep) of a mapping and a bool")
 
+
+
+class StreamHandler:
+    """An informer's handler: matches each change to an entry and pushes a MatchedEvent.
+
+    Runs on the informer's thread; cheap (no I/O, no waiting but the buffer's lock). The
+    entries it matches against change when the plan does (:meth:`serve`).
+    """
+
+    __slots__ = ("_cluster_scoped", "_count_filtered", "_entries", "_gvr", "_now", "_push")
+
+    def __init__(self, gvr: str, entries: Iterable[NormalizedConfig], cluster_scoped: bool, *,
+                 push: Callable[[MatchedEvent], None], now: Callable[[], datetime],
+                 count_filtered: Callable[[str], None]) -> None:
+        self._gvr = gvr
+        self._entries = tuple(entries)
+        self._cluster_scoped = cluster_scoped
+        self._push = push
+        self._now = now
+        self._count_filtered = count_filtered
+
+    @property
+    def entries(self) -> tuple[NormalizedConfig, ...]:
+        """The entries matched against, in order (the first that matches wins)."""
+        return self._entries
+
+    def serve(self, entries: Iterable[NormalizedConfig]) -> None:
+        """Match later changes against ``entries`` (the informer's entries changed)."""
+        self._entries = tuple(entries)
+
+    def on_add(self, obj: KubeObject, is_initial: bool) -> None:
+        self._emit(EventType.ADDED, obj, None, is_initial, False)
+
+    def on_update(self, old: KubeObject, new: KubeObject) -> None:
+        self._emit(EventType.UPDATED, new, old, False, False)
+
+    def on_delete(self, obj: KubeObject, final_state_unknown: bool) -> None:
+        self._emit(EventType.DELETED, obj, None, False, final_state_unknown)
+
+    def deleted_unseen(self, objects: Iterable[KubeObject]) -> None:
+        """Report ``objects`` DELETED with ``final_state_unknown`` (their informer stopped
+        because their namespace or resource went away)."""
+        for obj in objects:
+            self.on_delete(obj, True)
+
+    def _emit(self, event_type: EventType, obj: KubeObject, old: KubeObject | None,
+              is_initial: bool, final_state_unknown: bool) -> None:
+        metadata = obj.get("metadata") or {}
+        name = metadata.get("name") or ""
+        namespace = metadata.get("namespace") or ""
+        cluster_scoped = self._cluster_scoped
+        for config in self._entries:
+            if (cluster_scoped or config.matches_namespace(namespace)) and \
+                    config.matches_name(name):
+                break
+        else:
+            self._count_filtered(self._gvr)
+            return
+        self._push(MatchedEvent(event_type, obj, self._gvr, object_key(namespace, name), config,
+                                self._now(), old, is_initial, final_state_unknown))

@@ -2,7 +2,9 @@
 
 Three kinds of series live in a :class:`ControllerMetrics` registry:
 
-* counters the delivery path increments (``faro_events_total`` and friends);
+* event counters (``faro_events_total`` and friends), incremented only through the
+  ``count_*`` methods of :class:`ControllerMetrics`, which the delivery path calls once
+  per event and outcome;
 * informer series (``faro_informers``, ``faro_informer_health``...), computed when
   scraped from the ``health()`` snapshots of the informers the controller tracks
   (:meth:`ControllerMetrics.track_informer`), so nothing runs between scrapes;
@@ -22,6 +24,7 @@ from bisect import bisect_left
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.metrics_core import (
@@ -440,6 +443,43 @@ class ControllerMetrics:
         self.registry.register(self.work_queues)
         self._informers = _InformerCollector()
         self.registry.register(self._informers)
+        # Labelled children by label values: made once, then one dict lookup per event.
+        self._delivered: dict[tuple[str, str], Any] = {}
+        self._filtered: dict[str, Any] = {}
+
+    # The one place each event is counted: the delivery path calls these, nothing else
+    # increments the counters above.
+
+    def count_delivered(self, gvr: str, event_type: str) -> None:
+        """An event reached every handler (``faro_events_total``)."""
+        counter = self._delivered.get((gvr, event_type))
+        if counter is None:
+            counter = self._delivered[(gvr, event_type)] = \
+                self.events_total.labels(gvr, event_type)
+        counter.inc()
+
+    def count_filtered(self, gvr: str) -> None:
+        """No entry matched an event client-side (``faro_events_filtered_total``)."""
+        counter = self._filtered.get(gvr)
+        if counter is None:
+            counter = self._filtered[gvr] = self.events_filtered_total.labels(gvr)
+        counter.inc()
+
+    def count_dropped(self) -> None:
+        """A middleware dropped an event (``faro_events_dropped_total``)."""
+        self.events_dropped_total.inc()
+
+    def count_handler_error(self) -> None:
+        """A handler or middleware call raised (``faro_handler_errors_total``)."""
+        self.handler_errors_total.inc()
+
+    def count_given_up(self) -> None:
+        """A handler (or middleware) gave an event up (``faro_events_given_up_total``)."""
+        self.events_given_up_total.inc()
+
+    def count_export_error(self) -> None:
+        """An event's JSON line could not be written (``faro_export_errors_total``)."""
+        self.export_errors_total.inc()
 
     def queue_metrics(self) -> PrometheusQueueMetrics:
         """Metrics for one new work queue (pass as its ``metrics=``), in this registry."""

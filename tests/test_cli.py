@@ -92,6 +92,76 @@ def test_python_m_faro_is_the_same_command(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, f"faro {faro.__version__}\n")
 
 
+# The Go original's flag package takes -help, -h and -version (one dash) as well as the two-dash
+# forms, before or after a command, and before or after the flags of `faro run`.
+COMMANDS = ["run", "validate", "discover", "sim", "demo"]
+
+
+@pytest.mark.parametrize("flag", ["-version", "--version"])
+@pytest.mark.parametrize("before", [[], *([c] for c in COMMANDS), ["-config=f"],
+                                    ["--config", "f", "-log-level", "debug"]],
+                         ids=["bare", *COMMANDS, "go-run-flag", "run-flags"])
+def test_version_in_the_go_and_the_gnu_spelling(
+    before: list[str], flag: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*before, flag])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"faro {faro.__version__}\n"
+
+
+@pytest.mark.parametrize("flag", ["-help", "-h", "--help"])
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_in_the_go_and_the_gnu_spelling(
+    command: str | None, flag: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, flag] if command else [flag])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    if command is None:
+        assert out.startswith("usage: faro [-h] [--version] COMMAND")
+        assert all(f" {c} " in " ".join(out.split()) for c in COMMANDS)
+    else:
+        assert out.startswith(f"usage: faro {command} [-h] [--version]")
+
+
+def test_go_style_help_after_run_flags_is_the_help_of_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["-config=config.yaml", "-help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: faro run ")
+
+
+FARO_SCRIPT = Path(sys.executable).with_name("faro")  # the console script pip installed
+
+
+@pytest.mark.parametrize("args", [["-version"], ["--version"], ["sim", "-version"],
+                                  ["-config=f", "-version"]])
+def test_the_installed_faro_command_prints_its_version(args: list[str],
+                                                        tmp_path: Path) -> None:
+    assert FARO_SCRIPT.is_file(), f"no console script {FARO_SCRIPT}: pip install -e ."
+    done = subprocess.run([str(FARO_SCRIPT), *args], capture_output=True, text=True,
+                          env=_env(), cwd=tmp_path, timeout=STARTUP, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"faro {faro.__version__}\n", "")
+
+
+@pytest.mark.parametrize(("args", "usage"), [
+    (["-help"], "usage: faro [-h]"), (["-h"], "usage: faro [-h]"),
+    (["--help"], "usage: faro [-h]"), (["validate", "-help"], "usage: faro validate "),
+    (["-config=f", "-help"], "usage: faro run "),
+])
+def test_the_installed_faro_command_prints_help(args: list[str], usage: str,
+                                                tmp_path: Path) -> None:
+    assert FARO_SCRIPT.is_file(), f"no console script {FARO_SCRIPT}: pip install -e ."
+    done = subprocess.run([str(FARO_SCRIPT), *args], capture_output=True, text=True,
+                          env=_env(), cwd=tmp_path, timeout=STARTUP, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(usage)
+
+
 def test_help_lists_the_sim_command_and_its_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["-h"])
@@ -438,6 +508,12 @@ def test_run_help_lists_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
     (["run", "--config", "-", "--", "-config"], ["run", "--config", "-", "--", "-config"]),
     (["-h"], ["-h"]),
     (["--version"], ["--version"]),
+    (["-version"], ["--version"]),
+    (["-help"], ["--help"]),
+    (["validate", "-help"], ["validate", "--help"]),
+    (["sim", "-version"], ["sim", "--version"]),
+    (["-config=f", "-help"], ["run", "--config=f", "--help"]),
+    (["run", "--config", "f", "--", "-help"], ["run", "--config", "f", "--", "-help"]),
     (["sim", "-port"], ["sim", "-port"]),
     (["validate", "-config"], ["validate", "-config"]),
     (["--bogus"], ["--bogus"]),
@@ -651,10 +727,75 @@ def test_validate_json_reports_an_invalid_file_on_stdout_too(
     assert main(["validate", "-o", "json", str(path)]) == 2
 
     out, err = capsys.readouterr()
-    assert json.loads(out) == {"source": str(path), "valid": False, "error": {
-        "path": "workers", "problem": "must be at least 1, got 0",
-        "message": f"{path}: workers: must be at least 1, got 0"}}
+    document = json.loads(out)
+    problem = {"path": "workers", "problem": "must be at least 1, got 0",
+               "message": f"{path}: workers: must be at least 1, got 0"}
+    assert document.pop("errors") == [problem]  # every problem: here the one
+    assert document == {"source": str(path), "valid": False, "error": problem}
     assert err == f"{ERROR}{path}: workers: must be at least 1, got 0\n"
+
+
+def test_validate_plan_prints_the_plan_as_plain_validate_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "res.yaml", RESOURCE_CENTRIC)
+    assert main(["validate", str(path)]) == 0
+    plain = capsys.readouterr().out
+
+    assert main(["validate", "--plan", str(path)]) == 0
+    assert capsys.readouterr().out == plain
+    assert "[1] v1/configmaps in all namespaces, shared by 3 entries" in plain
+
+    assert main(["validate", str(path), "--plan", "-o", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["informers"]) == 3
+
+    with pytest.raises(SystemExit):
+        main(["validate", "-h"])
+    assert "--plan" in capsys.readouterr().out
+
+
+# Three problems, in document order (each independent of the others).
+SEVERAL_PROBLEMS = """\
+    workers: 0
+    metrics: {port: 70000}
+    resources: [{gvr: v1/pods, namespace_names: [Prod]}]
+    """
+PROBLEMS = [("workers", "must be at least 1, got 0"),
+            ("metrics.port", "must be between 0 and 65535, got 70000"),
+            ("resources[0].namespace_names[0]", "'Prod' is not a valid namespace name")]
+
+
+def test_validate_reports_every_problem_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "config.yaml", SEVERAL_PROBLEMS)
+
+    assert main(["validate", str(path)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    count, *lines = err.splitlines()
+    assert count == f"{ERROR}{path}: 3 problems"
+    assert len(lines) == len(PROBLEMS), err
+    for line, (where, problem) in zip(lines, PROBLEMS, strict=True):
+        assert line.startswith(f"{ERROR}{path}: {where}: {problem}"), err
+
+
+def test_validate_json_reports_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "config.yaml", SEVERAL_PROBLEMS)
+
+    assert main(["validate", "-o", "json", str(path)]) == 2
+
+    document = json.loads(capsys.readouterr().out)
+    assert (document["source"], document["valid"]) == (str(path), False)
+    errors = document["errors"]
+    assert [(e["path"], e["problem"][:len(problem)]) for e, (_, problem)
+            in zip(errors, PROBLEMS, strict=False)] == PROBLEMS
+    assert len(errors) == len(PROBLEMS)
+    assert all(e["message"] == f"{path}: {e['path']}: {e['problem']}" for e in errors)
+    assert document["error"] == errors[0]  # the first, as before every problem was reported
 
 
 def test_validate_a_missing_file_exits_2(tmp_path: Path,
@@ -858,9 +999,13 @@ def test_run_signals_reach_only_the_main_thread(
     tasks = [int(t.name) for t in Path(f"/proc/{run.pid}/task").iterdir()]
     assert len(tasks) >= 5  # main, informer, workers, manager, metrics...
     for tid in tasks:
-        if tid != run.pid:
-            assert stops <= _blocked_signals(run.pid, tid), \
-                f"thread {tid} can take SIGINT/SIGTERM"
+        if tid == run.pid:
+            continue
+        try:
+            blocked = _blocked_signals(run.pid, tid)
+        except FileNotFoundError:  # a short-lived thread that ended since the listing
+            continue
+        assert stops <= blocked, f"thread {tid} can take SIGINT/SIGTERM"
     run.signal(signal.SIGTERM)
     assert run.finish()[0] == 0
 

@@ -1,7 +1,9 @@
-"""Every shell command in README.md, docs/ and examples/README.md runs, exactly as written.
+"""Every command and program in README.md, docs/ and examples/README.md runs, as written.
 
-Each fenced ``bash``/``sh`` block is either run here or listed in :data:`NOT_RUN` with the
-reason it cannot be; a new block that is neither fails the test that inventories them.
+Each fenced ``bash``/``sh`` and ``python`` block is either run here or listed in
+:data:`NOT_RUN` with the reason it cannot be (a fragment of a larger program, a cluster with
+nodes...); a new block that is neither fails the test that inventories them. A ``python``
+block runs as a program of its own (``python block.py``, with :data:`PROGRAM_ARGS`).
 
 How a block runs, as a user at a shell would run it:
 
@@ -76,10 +78,36 @@ NOT_RUN: dict[tuple[str, str], str] = {
 }
 """Blocks not run here, by (document, the block's first command), with the reason."""
 
+NOT_RUN.update({
+    ("docs/benchmarks.md", "config = Config.from_dict("):
+        "an excerpt of benchmarks/bench_controller.py, which make bench runs",
+    ("docs/client.md", "discovery.resources()"): "continues the block above (its discovery)",
+    ("docs/export.md", "from faro.export import EventExporter, event_record"):
+        "exports an event a handler received; tests/unit/test_export.py runs the same calls",
+    ("docs/informer.md", "clock = FakeClock()"):
+        "an excerpt of tests/sim/test_informer_faults.py, which runs it against a failing "
+        "server",
+    ("docs/metrics.md", "host, port = controller.metrics_address"):
+        "a line about a running controller (the blocks of docs/controller.md make one)",
+    ("docs/simulator.md", "with cluster.hold_watches():"):
+        "an excerpt of benchmarks/bench_informer.py (a 50,000-object burst)",
+    ("docs/testing.md", '"""Tests for an inventory handler'):
+        "a test module: tests/test_docs.py runs it with pytest",
+})
+
+PROGRAM_ARGS: dict[tuple[str, str], str] = {
+    ("docs/cli.md", "import sys"): "run --config config.yaml",
+}
+"""Arguments a ``python`` block's program is run with, when its text says it takes some."""
+
 SCRIPTS: frozenset[tuple[str, str]] = frozenset({
     ("docs/cli.md", "rm -f sim.kubeconfig"),
 })
 """Blocks written as one script (background jobs, waits): run whole through ``bash -e``."""
+
+_UNTIL_KILLED = r"^python block-\S+-runs\.py$"
+"""Programs that install no signal handler and block in ``controller.run()``: they are
+stopped as a supervisor stops a process (SIGTERM), since the text promises no Ctrl-C."""
 
 LONG_RUNNING: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     (re.compile(r"^faro sim\b"), re.compile(r"Press Ctrl-C")),
@@ -87,6 +115,9 @@ LONG_RUNNING: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     (re.compile(r"^kubectl .* get \S+ -w\b"), re.compile(r"^settings\b", re.M)),
     (re.compile(r"^python examples/library_usage\.py\b"), re.compile(r"faro is ready")),
     (re.compile(r"^tail -F\b"), re.compile(r'"eventType"')),
+    # Programs that end with controller.run(): up once the ready callback printed.
+    (re.compile(_UNTIL_KILLED), re.compile(r"^ready", re.M)),
+    (re.compile(r"^python block-cli\.md-\d+\.py run\b"), re.compile(r"faro is ready")),
 )
 """Commands that run until Ctrl-C: (the command, what it prints once it is up)."""
 
@@ -117,6 +148,7 @@ class Block:
     document: str
     text: str
     commands: list[str] = field(default_factory=list)
+    language: str = "bash"
 
     @property
     def first(self) -> str:
@@ -137,10 +169,22 @@ def _commands(text: str) -> list[str]:
 
 
 def blocks(document: Path) -> list[Block]:
+    """The document's shell and Python blocks, in order (a Python block is one command)."""
     name = document.relative_to(ROOT).as_posix()
-    found = re.findall(r"^```(?:bash|sh)\n(.*?)^```", document.read_text(),
+    found = re.findall(r"^```(bash|sh|python)\n(.*?)^```", document.read_text(),
                        flags=re.DOTALL | re.MULTILINE)
-    return [Block(name, text, _commands(text)) for text in found]
+    result = []
+    for number, (language, text) in enumerate(found):
+        if language != "python":
+            result.append(Block(name, text, _commands(text)))
+            continue
+        block = Block(name, text, [text.strip().splitlines()[0]], "python")
+        args = PROGRAM_ARGS.get(block.ident(), "")
+        runs = "-runs" if "controller.run()" in text else ""  # blocks until stopped
+        program = f"block-{document.name}-{number}{runs}.py"
+        block.commands = [block.first, f"python {program} {args}".strip()]
+        result.append(block)
+    return result
 
 
 ALL_BLOCKS = [block for document in DOCUMENTS for block in blocks(document)]
@@ -195,10 +239,10 @@ class _Process:
         with self._lock:
             return "".join(self.output)
 
-    def interrupt(self) -> int:
+    def interrupt(self, signum: int = signal.SIGINT) -> int:
         """Ctrl-C: SIGINT to the command's process group (we made it), then its exit status."""
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGINT)
+            os.killpg(self.popen.pid, signum)
         try:
             code = self.popen.wait(timeout=45)
         except subprocess.TimeoutExpired:
@@ -270,7 +314,11 @@ def test_the_commands_of(document: str, tmp_path: Path, cluster: SimulatedCluste
             if block.ident() in SCRIPTS:
                 _run(block.text, cwd, env, script=True)
                 continue
-            for command in block.commands:
+            commands = block.commands
+            if block.language == "python":
+                commands = commands[1:]
+                (cwd / commands[0].split()[1]).write_text(block.text)
+            for command in commands:
                 ready = _long_running(command.removesuffix("&").strip())
                 if ready is None:
                     _run(command, cwd if not command.startswith("make ") else ROOT, env)
@@ -288,8 +336,22 @@ def test_the_commands_of(document: str, tmp_path: Path, cluster: SimulatedCluste
                        timeout=DEADLINE)
     finally:
         failures = []
-        for process in reversed(background):
-            code = process.interrupt()
+        for process in reversed(background):  # every one, whatever happens to the others
+            if re.match(_UNTIL_KILLED, process.command):
+                try:
+                    code = process.interrupt(signal.SIGTERM)
+                except AssertionError as error:
+                    failures.append(str(error))
+                    continue
+                if code != -signal.SIGTERM:
+                    failures.append(f"{process.command!r} did not run until SIGTERM:\n"
+                                    f"{process.text()[-3000:]}")
+                continue
+            try:
+                code = process.interrupt()
+            except AssertionError as error:
+                failures.append(str(error))
+                continue
             # faro and the examples handle Ctrl-C and exit 0; other tools (kubectl -w, a
             # tail -F pipeline) end as they end when interrupted.
             if code != 0 and process.command.startswith(("faro", "python ")):

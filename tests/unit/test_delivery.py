@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from faro._delivery import Delivery
+from faro._delivery import Delivery, describe_callee
 from faro.config import ResourceConfig
 from faro.events import EventType, MatchedEvent
 from faro.metrics import ControllerMetrics
@@ -58,7 +58,7 @@ def delivery(clock: FakeClock) -> Iterator[tuple[Delivery, Calls]]:
     calls = Calls()
     d = Delivery(name="unit", workers=1, max_retries=3, metrics=ControllerMetrics(),
                  clock=clock, rate_limiter=ItemExponentialFailureRateLimiter(1.0, 100.0))
-    d.handlers = (d_callee(calls),)
+    d.add_handler(describe_callee(calls, "on_matched"))
     d.start()
     yield d, calls
     d.stop(10)
@@ -71,11 +71,6 @@ def retry_scheduled(d: Delivery, name: str) -> float:
         return buffer[0].retry_at if buffer else 0.0
     value: float = eventually(due)
     return value
-
-
-def d_callee(calls: Calls) -> object:
-    from faro._delivery import describe_callee
-    return describe_callee(calls, "on_matched")
 
 
 def test_a_new_event_does_not_cut_a_retry_backoff_short(
@@ -106,3 +101,53 @@ def test_a_success_resets_the_objects_backoff(
     clock.advance(1.0)
     calls.wait_for(("a", 2), count=2)
     assert calls.calls == [("a", 1), ("a", 1), ("a", 2), ("a", 2)]
+
+
+def test_a_stream_handler_matches_the_first_entry_and_counts_what_none_matches(
+        clock: FakeClock) -> None:
+    metrics = ControllerMetrics()
+    d = Delivery(name="match", workers=1, max_retries=0, metrics=metrics, clock=clock)
+    calls: list[MatchedEvent] = []
+    d.add_handler(describe_callee(calls.append, "on_matched"))
+    a, b = (ResourceConfig("v1/configmaps", namespace_names=("team-.*",), name_selector=pattern,
+                           ).normalize(path=f"resources[{i}]")[0]
+            for i, pattern in enumerate(["a-.*", "b-.*"]))
+    handler = d.stream_handler("v1/configmaps", [a], cluster_scoped=False)
+    handler.serve([a, b])                              # the plan changed: b is served too
+
+    def cm(name: str, namespace: str) -> dict[str, object]:
+        return {"metadata": {"name": name, "namespace": namespace, "uid": name}}
+
+    handler.on_add(cm("a-1", "team-x"), True)
+    handler.on_update(cm("b-1", "team-x"), cm("b-1", "team-x"))
+    handler.on_add(cm("a-2", "default"), False)        # namespace not matched: filtered
+    handler.on_delete(cm("c-1", "team-x"), False)      # name not matched: filtered
+    handler.deleted_unseen([cm("b-2", "team-y")])
+    d.start()
+    try:
+        eventually(lambda: len(calls) == 3)
+    finally:
+        d.stop(10)
+
+    assert [(e.event_type.value, e.key, e.config.source, e.is_initial, e.final_state_unknown)
+            for e in calls] == [("ADDED", "team-x/a-1", "resources[0]", True, False),
+                                ("UPDATED", "team-x/b-1", "resources[1]", False, False),
+                                ("DELETED", "team-y/b-2", "resources[1]", False, True)]
+    assert calls[1].old_object is not None
+    assert {e.timestamp.timestamp() for e in calls} == {clock.time()}
+    assert metrics.registry.get_sample_value(
+        "faro_events_filtered_total", {"gvr": "v1/configmaps"}) == 2
+    assert metrics.registry.get_sample_value(
+        "faro_events_total", {"gvr": "v1/configmaps", "event_type": "ADDED"}) == 1
+
+
+def test_a_cluster_scoped_stream_ignores_the_namespace_filter(clock: FakeClock) -> None:
+    d = Delivery(name="scoped", workers=1, max_retries=0, metrics=ControllerMetrics(),
+                 clock=clock)
+    entry = ResourceConfig("v1/namespaces", namespace_names=("default",)).normalize()[0]
+    try:
+        d.stream_handler("v1/namespaces", [entry], cluster_scoped=True).on_add(
+            {"metadata": {"name": "team-a"}}, False)
+        assert d.pending_events() == 1
+    finally:
+        d.stop(10)

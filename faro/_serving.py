@@ -1,0 +1,221 @@
+"""Cluster serving: how the cluster serves each configured resource, kept current by watchers.
+
+Contract: :class:`Serving` answers, for the planner, how the cluster serves a resource
+right now (:meth:`Serving.snapshot`) and which namespaces exist (:meth:`Serving.namespaces`).
+Built-in resources are found once through discovery (their scope never changes); custom
+resources are read from a CRD watcher, namespaces from a namespace watcher, each started
+only when the configuration needs it; anything else (an aggregated API) is asked of
+discovery. Every change the watchers see calls ``on_change`` (on the watcher's thread).
+It also tells which entries name a resource that can never exist (:meth:`Serving.check`)
+and why a stopped informer's objects are gone (:meth:`Serving.gone`).
+
+Not thread-safe by itself: the controller calls it under its lock (``on_change`` excepted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from faro._names import KubeObject
+from faro._plan import Served, Snapshot, StreamKey
+from faro.cache import SharedInformer
+from faro.cache.transform import strip_managed_fields
+from faro.client import KubernetesClient
+from faro.clock import Clock
+from faro.config import NormalizedConfig
+from faro.discovery import Discovery, DiscoveryError
+from faro.gvr import GroupVersionResource
+from faro.metrics import ControllerMetrics
+
+logger = logging.getLogger("faro.controller")
+
+CRDS = GroupVersionResource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+NAMESPACES = GroupVersionResource("", "v1", "namespaces")
+
+WATCHER_SYNC_TIMEOUT = 10.0
+"""Seconds :meth:`Serving.ensure_watchers` waits for a new watcher's first list."""
+
+
+class Serving:
+    """How the cluster serves resources, from discovery and the CRD and namespace watchers.
+
+    ``name`` prefixes the watchers' names (``<name>-customresourcedefinitions``); they are
+    tracked in ``metrics`` and run on ``clock``; ``on_change`` is called for every CRD or
+    namespace change.
+    """
+
+    def __init__(self, client: KubernetesClient, *, name: str, metrics: ControllerMetrics,
+                 clock: Clock, on_change: Callable[[], None]) -> None:
+        self._client = client
+        self._name = name
+        self._metrics = metrics
+        self._clock = clock
+        self._on_change = on_change
+        self._crds: SharedInformer | None = None
+        self._namespaces: SharedInformer | None = None
+        self._started: dict[SharedInformer, float] = {}  # watcher -> when it started
+        self._builtin: dict[GroupVersionResource, Served] = {}  # found once: fixed
+        self._crd_groups: set[str] = set()  # groups seen defined by a CRD
+
+    @property
+    def _discovery(self) -> Discovery:
+        return self._client.discovery
+
+    def watchers(self) -> list[tuple[SharedInformer, float]]:
+        """The running watchers, each with when it started (wall-clock seconds)."""
+        return list(self._started.items())
+
+    # ------------------------------------------------------------------ checks
+
+    def check(self, configs: Iterable[NormalizedConfig]) -> list[tuple[NormalizedConfig, str]]:
+        """Entries naming a resource the cluster can never serve, with the reason.
+
+        Built-in resources found are remembered; the others are left to CRDs (and
+        aggregated APIs). Raises :class:`~faro.discovery.DiscoveryError` when discovery
+        fails.
+        """
+        errors: list[tuple[NormalizedConfig, str]] = []
+        discovery = self._discovery
+        for config in configs:
+            gvr = config.gvr
+            if gvr in self._builtin or not self._can_only_be_built_in(gvr.group):
+                continue
+            resource = discovery.find(gvr)
+            if resource is not None:
+                self._builtin[gvr] = Served(resource.namespaced)
+                continue
+            matches = discovery.close_matches(gvr)
+            hint = f"; did you mean {', '.join(matches)}?" if matches else ""
+            errors.append((config, f"the cluster does not serve {gvr}{hint}"))
+        return errors
+
+    def _can_only_be_built_in(self, group: str) -> bool:
+        """Whether no CRD or API service can add resources to ``group``.
+
+        The core group and groups without a dot are Kubernetes' own. A ``*.k8s.io`` group
+        counts as built in once the cluster serves it, unless a CRD defines it (Gateway
+        API, CSI snapshots): before their CRDs are installed such groups are not served.
+        """
+        if group == "" or "." not in group:
+            return True
+        if not group.endswith(".k8s.io") or group in self._crd_groups:
+            return False
+        return any(r.gvr.group == group for r in self._discovery.resources())
+
+    # ---------------------------------------------------------------- watchers
+
+    def ensure_watchers(self, configs: Iterable[NormalizedConfig]) -> None:
+        """Start the CRD and namespace watchers ``configs`` need and wait for their first
+        list (bounded by :data:`WATCHER_SYNC_TIMEOUT`)."""
+        configs = list(configs)
+        if self._crds is None and any(c.gvr not in self._builtin for c in configs):
+            self._crds = self._watch(CRDS)
+        if self._namespaces is None and any(c.namespace_pattern is not None for c in configs):
+            self._namespaces = self._watch(NAMESPACES)
+
+    def _watch(self, gvr: GroupVersionResource) -> SharedInformer:
+        watcher = SharedInformer(self._client.api_client, gvr,
+                                 name=f"{self._name}-{gvr.resource}", transform=_slim_definition,
+                                 refresh_credentials=self._client.refresh_credentials,
+                                 clock=self._clock)
+        watcher.add_event_handler(on_add=self._changed, on_update=self._changed,
+                                  on_delete=self._changed)
+        self._started[watcher] = self._clock.time()
+        watcher.start()
+        self._metrics.track_informer(watcher)
+        # The plan depends on what it holds: wait for its first list (bounded).
+        if not watcher.wait_for_sync(timeout=WATCHER_SYNC_TIMEOUT):
+            logger.warning("controller %s: %s did not sync in %.0f s (health: %s); the "
+                           "informers that depend on it start when it does", self._name, gvr,
+                           WATCHER_SYNC_TIMEOUT, watcher.health().last_error)
+        return watcher
+
+    def _changed(self, *_args: object) -> None:
+        self._on_change()
+
+    # ----------------------------------------------------------------- answers
+
+    def snapshot(self, gvrs: Iterable[GroupVersionResource]) -> Snapshot:
+        """How the cluster serves each of ``gvrs`` now (those it does not serve are left out)."""
+        served: dict[GroupVersionResource, Served] = {}
+        for gvr in dict.fromkeys(gvrs):
+            how = self.served(gvr)
+            if how is not None:
+                served[gvr] = how
+        return Snapshot(served)
+
+    def namespaces(self) -> list[str]:
+        """The namespaces that exist (none known without the namespace watcher)."""
+        if self._namespaces is None:
+            return []
+        return [str((obj.get("metadata") or {}).get("name", ""))
+                for obj in self._namespaces.store.list()]
+
+    def served(self, gvr: GroupVersionResource) -> Served | None:
+        """How the cluster serves ``gvr`` now, or None (a CRD not installed, or not serving it)."""
+        builtin = self._builtin.get(gvr)
+        if builtin is not None:
+            return builtin
+        crd = self._crd_of(gvr)
+        if crd is not None:
+            self._crd_groups.add(gvr.group)
+            spec = crd.get("spec") or {}
+            conditions = (crd.get("status") or {}).get("conditions") or ()
+            established = any(c.get("type") == "Established" and c.get("status") == "True"
+                              for c in conditions)
+            served = any(v.get("name") == gvr.version and v.get("served")
+                         for v in spec.get("versions") or ())
+            if not (established and served):
+                return None
+            scope = spec.get("scope", "Namespaced")
+            uid = (crd.get("metadata") or {}).get("uid", "")
+            return Served(scope == "Namespaced", f"{uid}/{scope}")
+        if gvr.group in self._crd_groups:
+            return None  # a CRD's group: its CRD is gone
+        try:  # not a CRD: an aggregated API, perhaps
+            resource = self._discovery.find(gvr)
+        except DiscoveryError as exc:
+            logger.warning("controller %s: %s", self._name, exc)
+            return None
+        return None if resource is None else Served(resource.namespaced, "aggregated")
+
+    def _crd_of(self, gvr: GroupVersionResource) -> KubeObject | None:
+        if self._crds is None:
+            return None
+        crd = self._crds.store.get_by_name(f"{gvr.resource}.{gvr.group}")
+        if crd is None:
+            return None
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        if spec.get("group") != gvr.group or names.get("plural") != gvr.resource:
+            return None
+        return crd
+
+    def gone(self, key: StreamKey, configs: Iterable[NormalizedConfig]) -> str:
+        """Why the objects of a stopped informer no longer exist ("" when they may: its
+        entries were removed, not its resource or namespace)."""
+        if key.origin:
+            served = self.served(key.gvr)
+            if served is None:
+                return "the cluster stopped serving it (its CRD was deleted or changed)"
+            if served.origin != key.origin:
+                return "its CRD was replaced"
+        if key.namespace is not None and self._namespaces is not None and \
+                self._namespaces.store.get_by_name(key.namespace) is None and \
+                any(c.namespace_pattern for c in configs):
+            return f"namespace {key.namespace} was deleted"
+        return ""
+
+
+def _slim_definition(obj: KubeObject) -> KubeObject:
+    """What the watchers keep of a CRD or namespace: no managed fields, no schemas.
+
+    A CRD's OpenAPI schemas are often most of its size, and the controller only reads
+    names, scope, served versions and conditions.
+    """
+    strip_managed_fields(obj)
+    for version in (obj.get("spec") or {}).get("versions") or ():
+        if isinstance(version, dict):
+            version.pop("schema", None)
+    return obj

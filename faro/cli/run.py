@@ -1,0 +1,225 @@
+"""``faro run``: watch what a configuration names until a signal, auto-shutdown or a stop.
+
+The contract (docs/cli.md, "faro run"): load the configuration (a bad one exits 2), apply
+the flags over it (flags win; a bad value is a usage error naming the flag, exit 2), set
+up logging (console and ``{output_dir}/logs/``), connect to the cluster (no usable
+kubeconfig: exit 1), start the controller (a resource the cluster does not serve: exit 2;
+the cluster unreachable, the metrics port taken, the event file not writable: exit 1), log
+``faro is ready: N informers`` on ``faro.cli`` once every informer has listed, then run
+until the first SIGINT/SIGTERM, ``auto_shutdown_sec`` or a handler's ``stop()``, and stop
+within :data:`~faro.cli._process.STOP_TIMEOUT` (exit 0; 1 when threads are left, or at
+once on a second signal). ``configure`` (see :func:`faro.cli.main`) gets the controller
+after it is built and before it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from faro import __version__
+from faro.cli._cluster import add_cluster_flags, cannot_reach
+from faro.cli._process import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    STOP_TIMEOUT,
+    Shutdown,
+    config_error_lines,
+    exit_at_once,
+    fail,
+    fail_all,
+    fail_config,
+    logger,
+    setup_logging,
+    signals_to_main_thread,
+    unexpected,
+)
+
+if TYPE_CHECKING:
+    from faro.client import KubernetesClient
+    from faro.config import Config
+    from faro.controller import Controller
+    from faro.logs import LoggingSetup
+
+Configure = Callable[["Controller"], object]
+"""A hook given the controller of ``faro run`` before it starts (see :func:`faro.cli.main`)."""
+
+# The flags of `faro run` that may be written Go-style, with one dash (docs/cli.md).
+GO_FLAGS = frozenset({"config", "output-dir", "log-level", "auto-shutdown", "kubeconfig",
+                      "context", "metrics-port", "json-export", "no-json-export"})
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+               version: str) -> None:
+    run = commands.add_parser(
+        "run", allow_abbrev=False,
+        help="watch the resources a configuration names, until SIGINT/SIGTERM",
+        description="Load the configuration, connect to the cluster, start the informers and "
+        "log every matched event (logger faro.events) until SIGINT or SIGTERM (a second one "
+        "during the stop exits at once) or auto-shutdown. Flags override the file's settings. "
+        "'faro is ready' is logged once every informer has listed.",
+        epilog="Exit codes: 0 stopped cleanly, 1 runtime failure (cluster unreachable, no "
+        "usable kubeconfig, metrics port taken, stop timed out), 2 usage or configuration "
+        "error (also a resource the cluster does not serve).",
+    )
+    run.add_argument("--version", action="version", version=version)
+    run.add_argument("--config", required=True, metavar="FILE",
+                     help="the YAML configuration (docs/config.md)")
+    run.add_argument("--output-dir", metavar="DIR",
+                     help="directory for the log file and the JSON events (overrides output_dir)")
+    run.add_argument("--log-level", metavar="LEVEL",
+                     help="debug, info, warning, error or fatal (overrides log_level)")
+    run.add_argument("--auto-shutdown", type=float, metavar="SECONDS",
+                     help="stop after this many seconds, exit 0; 0 runs until a signal "
+                     "(overrides auto_shutdown_sec)")
+    run.add_argument("--json-export", action=argparse.BooleanOptionalAction, default=None,
+                     help="write every matched event to {output_dir}/events-*.json, or not "
+                     "(overrides json_export)")
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="serve Prometheus metrics and /healthz, /readyz on this port "
+                     "(0: a free one); enables metrics (overrides metrics.port and "
+                     "metrics.enabled)")
+    add_cluster_flags(run)
+    run.set_defaults(command_parser=run)
+
+
+def command(parser: argparse.ArgumentParser, args: argparse.Namespace,
+            configure: Configure | None) -> int:
+    from faro.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        return fail_config(error)
+    config = _with_flags(parser, config, args)
+    try:
+        logs = setup_logging(config)
+    except OSError as error:
+        return fail(f"cannot write the log file under {config.output_dir}: "
+                    f"{error.strerror or error}", EXIT_FAILURE)
+    shutdown = Shutdown()
+    shutdown.install()
+    try:
+        return _serve(config, args, logs, shutdown, configure)
+    except Exception as error:
+        return unexpected(error, logs)
+    finally:
+        shutdown.restore()
+        logs.close()
+
+
+_FLAG_OF = {"output_dir": "--output-dir", "log_level": "--log-level",
+            "auto_shutdown_sec": "--auto-shutdown", "json_export": "--json-export",
+            "metrics": "--metrics-port"}
+
+
+def _with_flags(parser: argparse.ArgumentParser, config: Config,
+                args: argparse.Namespace) -> Config:
+    """The configuration with the command line's overrides (flags win); bad values exit 2."""
+    from faro.config import ConfigError
+
+    changes: dict[str, Any] = {
+        "output_dir": args.output_dir, "log_level": args.log_level,
+        "auto_shutdown_sec": args.auto_shutdown, "json_export": args.json_export}
+    if args.metrics_port is not None:
+        changes["metrics"] = dataclasses.replace(config.metrics, enabled=True,
+                                                 port=args.metrics_port)
+    for key, value in changes.items():
+        if value is None:
+            continue
+        try:
+            config = config.with_overrides(**{key: value})
+        except ConfigError as error:
+            parser.error(f"argument {_FLAG_OF[key]}: {error.problem}")
+    return config
+
+
+def _serve(config: Config, args: argparse.Namespace, logs: LoggingSetup,
+           shutdown: Shutdown, configure: Configure | None) -> int:
+    from faro.client import ClientConfigError, KubernetesClient
+    from faro.controller import Controller
+
+    logger.info("faro %s starting: config %s, output dir %s, log file %s", __version__,
+                config.source, config.output_dir, logs.log_file)
+    try:
+        client = KubernetesClient.from_environment(kubeconfig=args.kubeconfig,
+                                                   context=args.context)
+    except ClientConfigError as error:
+        return fail(str(error), EXIT_FAILURE)
+    try:
+        logger.info("cluster: %s at %s", client.source, client.api_client.configuration.host)
+        controller = Controller(client, config)
+        try:
+            if configure is not None:
+                configure(controller)
+            controller.set_ready_callback(lambda: announce_ready(controller))
+            failed = _start(controller, client)
+            if failed is not None:
+                return failed
+            if shutdown.wait(config.auto_shutdown_sec, until=lambda: controller.stopped):
+                reason = shutdown.reason
+            elif controller.stopped:
+                reason = "the controller was stopped (by a handler)"
+            else:
+                reason = f"auto shutdown after {config.auto_shutdown_sec:g} s"
+            return _stop(controller, shutdown, reason)
+        except BaseException:  # a bug: stop the worker threads, or the exit would wait
+            shutdown.stopping = True
+            if not controller.stop(timeout=STOP_TIMEOUT):
+                exit_at_once("faro did not stop after an unexpected error")
+            raise
+    finally:
+        client.close()
+
+
+def announce_ready(controller: Controller) -> None:
+    """Log ``faro is ready: N informers`` (what scripts and tests wait for)."""
+    active = controller.get_active_informers()
+    address = controller.metrics_address
+    metrics = f", metrics on port {address[1]}" if address else ""
+    logger.info("faro is ready: %d informers%s", active.config_driven + active.dynamic, metrics)
+
+
+def _start(controller: Controller, client: KubernetesClient) -> int | None:
+    """Start the controller; None when it runs, else the exit code (after one error line)."""
+    import urllib3
+
+    from faro.config import ConfigError
+    from faro.discovery import DiscoveryError
+    from faro.errors import ApiStatusError, FaroError
+
+    try:
+        with signals_to_main_thread():
+            controller.start()
+    except ConfigError as error:  # one line per problem
+        messages, code = config_error_lines(error), EXIT_USAGE
+    except (DiscoveryError, ApiStatusError, urllib3.exceptions.HTTPError) as error:
+        messages, code = [cannot_reach(error, client)], EXIT_FAILURE
+    except OSError as error:  # with a file name: the JSON event file; else the network
+        messages = [f"cannot create {error.filename}: {error.strerror}" if error.filename
+                    else cannot_reach(error, client)]
+        code = EXIT_FAILURE
+    except FaroError as error:  # the metrics server could not start, and the like
+        messages, code = [str(error)], EXIT_FAILURE
+    else:
+        if controller.events_file is not None:
+            logger.info("writing matched events as JSON lines to %s", controller.events_file)
+        return None
+    controller.stop(timeout=5)  # what start() left (nothing, usually): before the error line
+    return fail_all(messages, code)
+
+
+def _stop(controller: Controller, shutdown: Shutdown, reason: str) -> int:
+    shutdown.stopping = True  # from here a signal exits at once
+    logger.info("%s: stopping (waiting up to %g s; a second SIGINT or SIGTERM exits at once)",
+                reason, STOP_TIMEOUT)
+    if not controller.stop(timeout=STOP_TIMEOUT):
+        # Worker threads are still running a handler and are not daemons: a normal exit
+        # would wait for them forever.
+        exit_at_once(f"faro did not stop within {STOP_TIMEOUT:g} s (see above); exiting "
+                     "with threads still running")
+    logger.info("faro stopped")
+    return EXIT_OK
