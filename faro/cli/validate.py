@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 from faro.cli._process import EXIT_OK, config_problems, fail_config, problem_line
 
 if TYPE_CHECKING:
-    from faro.config import Config, ConfigError, NormalizedConfig
-    from faro.gvr import GroupVersionResource
+    from faro._plan import PlannedInformer
+    from faro.config import Config, ConfigError
 
 
 # ----------------------------------------------------------------------------- command
@@ -80,145 +80,19 @@ def command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ------------------------------------------------------------------------------ planner
-# The offline planner, to be replaced by the shared one (faro/_plan.py): then _offline_plan
-# returns its informers and this section goes.
-
-
-@dataclasses.dataclass
-class _PlannedInformer:
-    """One list/watch request the controller will make, and the entries it serves."""
-
-    gvr: GroupVersionResource
-    namespace: str | None
-    namespace_pattern: str | None
-    label_selector: str | None
-    field_selector: str | None
-    entries: list[NormalizedConfig]
-
-    @property
-    def cluster_scoped(self) -> bool:
-        return bool(self.entries) and all(_cluster_scoped(e) for e in self.entries)
-
-    def target(self) -> str:
-        if self.namespace is not None:
-            return f"in namespace {self.namespace}"
-        if self.namespace_pattern is not None:
-            return (f"in namespaces matching {self.namespace_pattern!r} (resolved at runtime: "
-                    "one informer per matching namespace)")
-        return "cluster-wide (Cluster-scoped)" if self.cluster_scoped else "in all namespaces"
-
-    def entry_notes(self, entry: NormalizedConfig) -> list[str]:
-        notes: list[str] = []
-        if self.cluster_scoped and (entry.namespace or entry.namespace_pattern):
-            notes.append("its namespace filter does not apply: the resource is cluster-scoped "
-                         "(watched cluster-wide, as the controller warns)")
-        elif entry.namespace is not None and self.namespace is None:
-            notes.append(f"only namespace {entry.namespace} (filtered by faro)")
-        if entry.namespace_pattern is not None and self.namespace_pattern is None:
-            notes.append(f"only namespaces matching {entry.namespace_pattern!r} (resolved at "
-                         "runtime, filtered by faro)")
-        if entry.name_pattern is not None:
-            notes.append(f"names matching {entry.name_pattern!r} (client-side)")
-        if entry.scope is not None:
-            notes.append(f"scope {entry.scope}")
-        return notes
-
-
-# Kubernetes' own cluster-scoped resources that a configuration may name: what validate knows
-# of scope without a cluster (an entry's `scope: Cluster` says so for others).
-_CLUSTER_SCOPED = frozenset({
-    "v1/namespaces", "v1/nodes", "v1/persistentvolumes", "v1/componentstatuses",
-    "rbac.authorization.k8s.io/v1/clusterroles",
-    "rbac.authorization.k8s.io/v1/clusterrolebindings",
-    "storage.k8s.io/v1/storageclasses", "storage.k8s.io/v1/csidrivers",
-    "storage.k8s.io/v1/csinodes", "storage.k8s.io/v1/volumeattachments",
-    "apiextensions.k8s.io/v1/customresourcedefinitions",
-    "admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-    "admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
-    "apiregistration.k8s.io/v1/apiservices", "scheduling.k8s.io/v1/priorityclasses",
-    "node.k8s.io/v1/runtimeclasses", "networking.k8s.io/v1/ingressclasses",
-    "certificates.k8s.io/v1/certificatesigningrequests",
-    "flowcontrol.apiserver.k8s.io/v1/flowschemas",
-    "flowcontrol.apiserver.k8s.io/v1/prioritylevelconfigurations",
-})
-
-
-def _cluster_scoped(entry: NormalizedConfig) -> bool:
-    return entry.scope == "Cluster" or str(entry.gvr) in _CLUSTER_SCOPED
-
-
-def _plan(config: Config) -> list[_PlannedInformer]:
-    """The informers ``config`` asks for, as far as known without a cluster.
-
-    Entries with the same resource, namespace (or pattern) and server-side selectors share
-    one; an entry for one namespace (or a pattern) shares the all-namespaces informer of the
-    same request when there is one, as the controller does. At runtime a pattern becomes
-    one informer per matching namespace, and a cluster-scoped resource one cluster-wide
-    informer whatever the namespace filter.
-    """
-    informers: dict[tuple[Any, ...], _PlannedInformer] = {}
-    for entry in config.normalized:
-        scoped = not _cluster_scoped(entry)
-        key = (entry.gvr, entry.namespace if scoped else None,
-               entry.namespace_pattern if scoped else None, entry.label_selector,
-               entry.field_selector)
-        informers.setdefault(key, _PlannedInformer(*key, entries=[])).entries.append(entry)
-    for key, informer in list(informers.items()):
-        base = (key[0], None, None, key[3], key[4])
-        if key != base and base in informers:
-            informers[base].entries.extend(informer.entries)
-            del informers[key]
-    order = {id(entry): index for index, entry in enumerate(config.normalized)}
-    for informer in informers.values():
-        informer.entries.sort(key=lambda entry: order[id(entry)])
-    return list(informers.values())
-
-
-# ------------------------------------------------------------------- the plan, as rendered
-# What the rendering reads of a plan: the attributes of faro._plan.PlannedInformer (key,
-# cluster_scoped, target, entries with their config and notes), so that the shared planner's
-# informers can be rendered as they are.
-
-
-@dataclasses.dataclass(frozen=True)
-class _Request:
-    """The list/watch request of an informer (``faro._plan.StreamKey``'s attributes)."""
-
-    gvr: GroupVersionResource
-    namespace: str | None
-    namespace_pattern: str | None
-    label_selector: str | None
-    field_selector: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class _ServedEntry:
-    """An entry an informer serves, and how (``faro._plan.PlannedEntry``'s attributes)."""
-
-    config: NormalizedConfig
-    notes: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class PlannedInformer:
-    """One informer of the plan as the rendering reads it (``faro._plan.PlannedInformer``'s
-    attributes): its request, whether it is cluster-wide, where it watches (``target``) and
-    the entries it serves, in configuration order."""
-
-    key: _Request
-    cluster_scoped: bool
-    target: str
-    entries: tuple[_ServedEntry, ...]
+# ------------------------------------------------------------------------------ the plan
 
 
 def _offline_plan(config: Config) -> list[PlannedInformer]:
-    """The informers ``config`` asks for, as far as known without a cluster (see _plan)."""
-    return [PlannedInformer(
-        _Request(i.gvr, i.namespace, i.namespace_pattern, i.label_selector, i.field_selector),
-        i.cluster_scoped, i.target(),
-        tuple(_ServedEntry(e, tuple(i.entry_notes(e))) for e in i.entries))
-        for i in _plan(config)]
+    """The informers ``config`` asks for, as far as known without a cluster.
+
+    The controller's own planner, with :data:`faro._plan.OFFLINE` (Kubernetes' own
+    cluster-scoped resources; others as the entry declares) and unknown namespaces, so the
+    two can never disagree.
+    """
+    from faro._plan import OFFLINE, plan_informers
+
+    return list(plan_informers(config.normalized, OFFLINE, None).informers)
 
 
 # ---------------------------------------------------------------------------- rendering
