@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -253,7 +253,7 @@ class Controller:
             self._serving.ensure_watchers(self._entries.watched)
             self._reconcile()
         if errors:
-            raise ConfigError("add_resources", errors[0][0].source, errors[0][1])
+            raise _unservable("add_resources", errors)
 
     def remove_resources(self, resources: Iterable[ResourceConfig | Mapping[str, Any]]) -> None:
         """Stop watching the given entries (as given to :meth:`add_resources` or configured).
@@ -294,7 +294,7 @@ class Controller:
                 self._entries.commit()
                 errors = self._serving.check(self._entries.watched)
                 if errors:
-                    raise ConfigError(self.config.source, errors[0][0].source, errors[0][1])
+                    raise _unservable(self.config.source, errors)
             except BaseException:
                 self._stop_server(forget=True)
                 self._export.close()
@@ -483,3 +483,10 @@ class _JSONExport:
         if exporter is not None:
             self._closed_path = exporter.path
             exporter.close()
+
+
+def _unservable(source: str, errors: Sequence[tuple[NormalizedConfig, str]]) -> ConfigError:
+    """One ConfigError naming every entry the cluster can never serve (``errors`` not empty)."""
+    (first, problem), rest = errors[0], errors[1:]
+    return ConfigError(source, first.source, problem,
+                       [ConfigError(source, entry.source, why) for entry, why in rest])

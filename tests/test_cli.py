@@ -887,6 +887,24 @@ def test_run_with_a_resource_the_cluster_does_not_serve_exits_2_with_a_suggestio
     assert "faro is ready" not in done.stderr
 
 
+def test_run_names_every_resource_the_cluster_does_not_serve(
+    tmp_path: Path, cluster: SimulatedCluster,
+) -> None:
+    write(tmp_path / "config.yaml",
+          "resources: [{gvr: v1/pod}, {gvr: v1/configmaps}, {gvr: apps/v1/deployment}]\n")
+
+    done = run_faro("run", "--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path,
+                    cwd=tmp_path)
+
+    assert done.returncode == 2, done.stderr
+    count, first, second = error_lines(done.stderr)
+    assert count == f"{ERROR}config.yaml: 2 problems"
+    assert first == (f"{ERROR}config.yaml: resources[0]: the cluster does not serve v1/pod; "
+                     "did you mean v1/pods?")
+    assert second.startswith(f"{ERROR}config.yaml: resources[2]: the cluster does not serve "
+                             "apps/v1/deployment; did you mean apps/v1/deployments")
+
+
 def test_run_with_the_metrics_port_in_use_exits_1_with_one_line(
     tmp_path: Path, cluster: SimulatedCluster,
 ) -> None:
