@@ -1,12 +1,12 @@
 """What a user of the Go original (T0MASD/faro) brings to faro: its configurations, its names.
 
-The three configurations below are copied verbatim from the Go original's README ("Namespace-
-Centric Configuration", "Resource-Centric Configuration", and the operator's ConfigMap under
-"Operator Deployment"); each is written to a file and read with ``load_config``, as ``faro run
---config`` reads it. The Go original's end-to-end configurations also write ``scope`` in lower
-case (``scope: "cluster"``); ``GO_STYLE_LOWER_CASE_SCOPE`` is one in that style. The rest shows
-what the original's users will find renamed, added or dropped (docs/differences.md cites these
-tests).
+The three configurations are copied verbatim from the Go original's README: "Namespace-Centric
+Configuration" and "Resource-Centric Configuration" (shared with tests/unit/test_config.py)
+and the operator's ConfigMap under "Operator Deployment". Each is written to a file and read
+with ``load_config``, as ``faro run --config`` reads it. The Go original's end-to-end
+configurations also write ``scope`` in lower case (``scope: "cluster"``);
+``GO_STYLE_LOWER_CASE_SCOPE`` is one in that style. The rest shows what the original's users
+will find renamed, added or dropped (docs/differences.md cites these tests).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from faro.metrics import ControllerMetrics
 from faro.testing import SimulatedCluster
 from tests.sim.controller_helpers import Controllers, Events, controllers
 from tests.sim.helpers import configmap
+from tests.unit.test_config import README_NAMESPACE_CENTRIC, README_RESOURCE_CENTRIC
 
 __all__ = ["controllers"]
 
@@ -40,46 +41,6 @@ CRONJOBS = GroupVersionResource("batch", "v1", "cronjobs")
 SECRETS = GroupVersionResource("", "v1", "secrets")
 
 # --------------------------------------------------------------------- verbatim, from the README
-
-README_NAMESPACE_CENTRIC = """\
-output_dir: "/var/faro/events"
-log_level: "info"
-auto_shutdown_sec: 0  # Run indefinitely (operator mode)
-json_export: true
-
-metrics:
-  enabled: true
-  port: 8080
-  path: "/metrics"
-  bind_addr: "0.0.0.0"
-
-namespaces:
-  - name_selector: "production"
-    resources:
-      "v1/pods":
-        label_selector: "app=nginx"
-      "v1/services": {}
-      "apps/v1/deployments": {}
-      "batch/v1/jobs": {}
-"""
-
-README_RESOURCE_CENTRIC = """\
-output_dir: "./logs"
-log_level: "info"
-json_export: true
-
-metrics:
-  enabled: true
-  port: 8080
-
-resources:
-  - gvr: "v1/configmaps"
-    namespace_names: ["default", "kube-system"]
-    label_selector: "app=web"
-  - gvr: "batch/v1/cronjobs"
-    namespace_names: ["production"]
-    field_selector: "metadata.name=backup-job"
-"""
 
 # The README's blank lines inside config.yaml hold four spaces; kept, written as "\x20".
 README_OPERATOR_CONFIGMAP = """\
