@@ -3,7 +3,8 @@
 One thread per connection (``ThreadingHTTPServer``), HTTP/1.1 keep-alive. Watch
 streams use chunked transfer encoding with one chunk per event; a batch of
 events ready at once is written with a single socket call. A watch parked by
-``hold_watches`` gets its response head, then waits in ``Store.wait_released``.
+``hold_watches`` gets its response head, then waits for its release; what a watch
+stream sends, and when, is decided by :class:`faro.testing._watch.WatchStream`.
 Faults configured on the :class:`Faults` object apply before authentication, as
 a broken proxy or overloaded server would answer.
 """
@@ -17,9 +18,8 @@ import re
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,13 +27,8 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
-from faro._selectors import (
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    parse_field_selector,
-    parse_label_selector,
-)
+from faro._names import KubeObject
+from faro.clock import Clock, RealClock
 from faro.testing import _openapi, _protobuf
 from faro.testing._errors import (
     ApiError,
@@ -42,7 +37,6 @@ from faro.testing._errors import (
     qualified,
     status_details,
 )
-from faro.testing._fields import selectable
 from faro.testing._resources import (
     ResourceType,
     api_group,
@@ -50,14 +44,10 @@ from faro.testing._resources import (
     group_order,
     version_priority,
 )
-from faro.testing._store import (
-    Entry,
-    Store,
-    Watcher,
-    check_watch_options,
-    dumps,
-    watch_line,
-)
+from faro.testing._selection import Selection, check_watch_options, parse_selection
+from faro.testing._storage import Entry, dumps
+from faro.testing._store import Store
+from faro.testing._watch import error_line
 
 # What /version answers, in kube-apiserver 1.37's form (served indented, as the real one is).
 KUBERNETES_VERSION = {
@@ -81,7 +71,7 @@ _GO_RESPONSE_BUFFER = 2048
 # kube-apiserver gzips a response bigger than this when the client accepts gzip (not watches).
 _GZIP_THRESHOLD = 128 * 1024
 _PLAIN_NOT_FOUND = b"404 page not found\n"
-_INITIAL_EVENTS_END = {"k8s.io/initial-events-end": "true"}
+_DEFAULT_WATCH_TIMEOUT = 1800.0  # seconds; the server's default when timeoutSeconds is unset
 
 _PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -123,27 +113,46 @@ class _Delay(_Rule):
     seconds: float = 0.0
 
 
-@dataclass
 class Faults:
     """Injected failures and latency, consulted for every request (thread-safe)."""
 
-    failures: list[_Failure] = field(default_factory=list)
-    delays: list[_Delay] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self) -> None:
+        self._failures: list[_Failure] = []
+        self._delays: list[_Delay] = []
+        self._lock = threading.Lock()
+
+    def add_failure(self, pattern: re.Pattern[str], method: str | None, count: int, status: int,
+                    retry_after: int | None = None, message: str = "") -> None:
+        """Answer the next ``count`` requests matching ``pattern`` (and ``method``) with
+        ``status``."""
+        with self._lock:
+            self._failures.append(_Failure(pattern, method, count, status, retry_after, message))
+
+    def add_delay(self, pattern: re.Pattern[str], method: str | None, count: int | None,
+                  seconds: float) -> None:
+        """Delay matching responses by ``seconds`` (the next ``count`` ones; None: all)."""
+        with self._lock:
+            self._delays.append(_Delay(pattern, method, count, seconds))
+
+    def clear(self) -> None:
+        """Remove every pending failure and delay."""
+        with self._lock:
+            self._failures.clear()
+            self._delays.clear()
 
     def check(self, method: str, target: str) -> tuple[float, ApiError | None]:
         """The delay to apply and the error to answer (if any) for one request."""
-        with self.lock:
-            delay = sum(d.seconds for d in self.delays if d.take(method, target))
-            for failure in self.failures:
+        with self._lock:
+            delay = sum(d.seconds for d in self._delays if d.take(method, target))
+            for failure in self._failures:
                 if failure.take(method, target):
                     return delay, ApiError(
                         failure.status,
                         failure.message or f"injected failure ({failure.status})",
                         retry_after=failure.retry_after,
                     )
-            self.failures = [f for f in self.failures if f.remaining != 0]
-            self.delays = [d for d in self.delays if d.remaining != 0]
+            self._failures = [f for f in self._failures if f.remaining != 0]
+            self._delays = [d for d in self._delays if d.remaining != 0]
         return delay, None
 
 
@@ -162,15 +171,18 @@ class SimServer(ThreadingHTTPServer):
         bookmark_interval: float,
         expired_in_stream: bool,
         anonymous_auth: bool = False,
+        clock: Clock | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.store = store
+        self.clock: Clock = clock if clock is not None else RealClock()
         self.faults = faults
         self.token = token
         self.bookmark_interval = bookmark_interval
         self.expired_in_stream = expired_in_stream
         self.anonymous_auth = anonymous_auth
-        self.ssl_context: ssl.SSLContext | None = None
+        self.ssl_context = ssl_context
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -428,11 +440,11 @@ class _Handler(BaseHTTPRequestHandler):
         dry_run = params.get("dryRun") == "All"
         if name is None:
             if method == "GET":
-                labels, fields = _selectors(rt, params)
+                selection = _selection(rt, namespace, params)
                 if params.get("watch") in ("1", "true"):
-                    self._watch(rt, namespace, labels, fields, params)
+                    self._watch(selection, params)
                 else:
-                    self._list(rt, namespace, labels, fields, params)
+                    self._list(selection, params)
             elif method == "POST":
                 entry = store.create(rt, namespace, self._json_body(rt) or {}, manager=manager,
                                      dry_run=dry_run)
@@ -440,9 +452,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "DELETE":
                 if "deletecollection" not in rt.verbs:
                     raise method_not_allowed()
-                labels, fields = _selectors(rt, params)
+                selection = _selection(rt, namespace, params)
                 self._body()
-                gone = store.delete_collection(rt, namespace, labels, fields)
+                gone = store.delete_collection(selection)
                 self._send_list(rt, [e.encoded_as(rt.api_version) if rt.custom else e.list_item()
                                      for e in gone], store.rv)
             else:
@@ -573,14 +585,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_object(self, code: int, entry: Entry, rt: ResourceType) -> None:
         if self._wants_table():
-            self._send_json(code, _table([entry.obj], entry.obj["metadata"]["resourceVersion"]))
+            self._send_json(code, _table([entry.obj], entry.obj["metadata"]["resourceVersion"],
+                                         self.server.clock.time()))
         else:
             self._send(code, entry.encoded_as(rt.api_version))
 
     def _send_list(self, rt: ResourceType, items: list[bytes], rv: int, continue_token: str = "",
                    remaining: int | None = None) -> None:
         if self._wants_table():
-            table = _table([orjson.loads(i) for i in items], str(rv))
+            table = _table([orjson.loads(i) for i in items], str(rv), self.server.clock.time())
             if continue_token:
                 table["metadata"]["continue"] = continue_token
             self._send_json(200, table)
@@ -594,11 +607,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = head[:-1] + b',"items":[' + b",".join(items) + b"]}"
         self._send(200, body)
 
-    def _list(self, rt: ResourceType, namespace: str | None, labels: LabelSelector,
-              fields: FieldSelector, params: dict[str, str]) -> None:
+    def _list(self, selection: Selection, params: dict[str, str]) -> None:
+        rt = selection.resource
         limit = _parse_int(params.get("limit") or "0")
         result = self.server.store.list_page(
-            rt, namespace, labels, fields, limit=max(limit, 0),  # a negative limit: no limit
+            selection, limit=max(limit, 0),  # a negative limit: no limit
             continue_token=params.get("continue", ""),
             resource_version=params.get("resourceVersion", ""),
             match=params.get("resourceVersionMatch", ""),
@@ -610,103 +623,42 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --------------------------------------------------------------- watch
 
-    def _watch(self, rt: ResourceType, namespace: str | None, labels: LabelSelector,
-               fields: FieldSelector, params: dict[str, str]) -> None:
+    def _watch(self, selection: Selection, params: dict[str, str]) -> None:
         server = self.server
-        store = server.store
         timeout = _parse_int(params.get("timeoutSeconds") or "0")
-        end = time.monotonic() + (timeout if timeout else 1800.0)  # 0: the server's default
+        end = server.clock.now() + (timeout if timeout else _DEFAULT_WATCH_TIMEOUT)
         bookmarks = params.get("allowWatchBookmarks") in ("1", "true")
-        resource_version = params.get("resourceVersion", "")
         send_initial_events = _parse_bool(params.get("sendInitialEvents"))
         check_watch_options(params.get("resourceVersionMatch", ""), params.get("continue", ""),
                             send_initial_events)
         table = self._wants_table()
+        conn = self.request
         try:
-            watcher, initial = store.open_watch(rt, namespace, labels, fields, resource_version,
-                                                self.path, send_initial_events)
-            if bookmarks and (send_initial_events or (
-                    send_initial_events is None and resource_version in ("", "0"))):
-                # The end of the initial events (a streaming list's), as the real server marks
-                # it for every watch that starts with them and allows bookmarks.
-                initial.append(watch_line("BOOKMARK", dumps({
-                    "kind": rt.kind, "apiVersion": rt.api_version,
-                    "metadata": {"resourceVersion": str(watcher.cursor),
-                                 "annotations": _INITIAL_EVENTS_END}})))
+            stream = server.store.open_watch(
+                selection, params.get("resourceVersion", ""), end=end, target=self.path,
+                send_initial_events=send_initial_events,
+                bookmark_interval=server.bookmark_interval if bookmarks else None,
+                on_abrupt=lambda: _shutdown(conn))
         except ApiError as error:
             if not (server.expired_in_stream and error.code in (410, 504)):
                 raise
             self._start_stream()
-            self._write_lines([watch_line("ERROR", dumps(error.status()))], table)
+            self._write_lines([error_line(error)], table)
             self._end_stream()
             return
-        conn = self.request
-        watcher.on_abrupt = lambda: _shutdown(conn)
-        self._start_stream()
         try:
-            self._stream(watcher, initial, end, bookmarks, table)
+            self._start_stream()
+            for batch in stream.batches(server.stopping):
+                self._write_lines(batch.lines, table and not batch.raw)
+            if stream.cut:
+                self.close_connection = True
+                _shutdown(self.request)
+            else:
+                self._end_stream()
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
         finally:
-            store.close_watch(watcher)
-
-    def _stream(self, watcher: Watcher, initial: list[bytes], end: float, bookmarks: bool,
-                table: bool) -> None:
-        server = self.server
-        store = server.store
-        # A watch parked by hold_watches() has its response head and nothing more until
-        # it is released; it then streams from where it asked to start, at full speed.
-        if watcher.held and not store.wait_released(watcher, end):
-            if watcher.abrupt or watcher.epoch != store.epoch:
-                self.close_connection = True
-                _shutdown(self.request)
-                return
-            self._end_stream()  # dropped cleanly, or its timeoutSeconds passed while parked
-            return
-        for start in range(0, len(initial), 512):
-            self._write_lines(initial[start:start + 512], table)
-        # Bookmarks as the real watch cache sends them (cacheWatcher.nextBookmarkTime): every
-        # bookmark_interval, and one 2 s before the watch's timeout, none after that; and only
-        # once the resourceVersion has moved past both the one the watch started from and the
-        # one the server had when the watch began (its replay of older changes does not count).
-        started_at = max(watcher.cursor, watcher.opened_at)
-        next_bookmark = _next_bookmark(time.monotonic(), server.bookmark_interval, end)
-        while not server.stopping.is_set():
-            if watcher.garbage:
-                watcher.garbage -= 1
-                self._write_lines([b'{"type":"MODIFIED","object":{"kind":\n'], False)
-                continue
-            wake = end
-            if bookmarks and next_bookmark is not None:
-                wake = min(end, next_bookmark)
-            try:
-                changes = store.next_changes(watcher, wake)
-            except ApiError as error:  # the history this watcher needs is gone
-                self._write_lines([watch_line("ERROR", dumps(error.status()))], table)
-                break
-            if watcher.dropped or watcher.epoch != store.epoch:
-                if watcher.abrupt or watcher.epoch != store.epoch:
-                    self.close_connection = True
-                    _shutdown(self.request)
-                    return
-                break
-            if changes:
-                lines = [line for c in changes if (line := watcher.select(c)) is not None]
-                watcher.cursor = changes[-1].rv
-                if lines:
-                    self._write_lines(lines, table)
-                continue
-            now = time.monotonic()
-            if now >= end:
-                break
-            if bookmarks and next_bookmark is not None and now >= next_bookmark:
-                if watcher.cursor > started_at:
-                    bookmark = {"kind": watcher.resource.kind,
-                                "apiVersion": watcher.resource.api_version,
-                                "metadata": {"resourceVersion": str(watcher.cursor)}}
-                    self._write_lines([watch_line("BOOKMARK", dumps(bookmark))], False)
-                next_bookmark = _next_bookmark(now, server.bookmark_interval, end)
-        self._end_stream()
+            stream.close()
 
     def _start_stream(self) -> None:
         self._body()
@@ -722,21 +674,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _write_lines(self, lines: list[bytes], table: bool) -> None:
         """Write watch lines, one HTTP chunk each, in a single socket call."""
         if table:
-            lines = [_table_event(line) for line in lines]
+            now = self.server.clock.time()
+            lines = [_table_event(line, now) for line in lines]
         self.wfile.write(b"".join(b"%x\r\n%b\r\n" % (len(line), line) for line in lines))
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _next_bookmark(now: float, interval: float, end: float) -> float | None:
-    """When a watch ending at ``end`` gets its next bookmark, or None (no more bookmarks).
-
-    The real watch cache's rule: ``bookmark_interval`` from now, but no later than 2 s before
-    the watch's timeout; once that moment has passed, none.
-    """
-    at = min(now + interval, end - 2.0)
-    return at if at > now else None
 
 
 def _accepts_gzip(accept_encoding: str) -> bool:
@@ -815,23 +758,9 @@ def _manager(user_agent: str | None) -> str:
     return (user_agent or "unknown").split("/")[0] or "unknown"
 
 
-def _selectors(rt: ResourceType,
-               params: dict[str, str]) -> tuple[LabelSelector, FieldSelector]:
-    # The parser's messages are the real server's, which adds nothing to them.
-    try:
-        labels = parse_label_selector(params.get("labelSelector", ""))
-    except SelectorError as error:
-        raise ApiError(400, str(error)) from error
-    try:
-        fields = parse_field_selector(params.get("fieldSelector", ""))
-    except SelectorError as error:
-        raise ApiError(400, str(error)) from error
-    supported = selectable(rt)
-    for name in sorted(fields.fields()):
-        if name not in supported:
-            raise ApiError(400, f'"{name}" is not a known field selector: only '
-                           + ", ".join(f'"{field}"' for field in supported))
-    return labels, fields
+def _selection(rt: ResourceType, namespace: str | None, params: dict[str, str]) -> Selection:
+    return parse_selection(rt, namespace, params.get("labelSelector", ""),
+                           params.get("fieldSelector", ""))
 
 
 def _groups(served: list[ResourceType]) -> list[tuple[str, list[str]]]:
@@ -864,12 +793,12 @@ _COLUMNS = [
 ]
 
 
-def _age(timestamp: str | None) -> str:
-    """An age as kubectl shows it: 45s, 12m, 5h, 3d."""
+def _age(timestamp: str | None, now: float) -> str:
+    """An age at ``now`` (wall-clock seconds) as kubectl shows it: 45s, 12m, 5h, 3d."""
     if not timestamp:
         return "<unknown>"
     created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    seconds = max(0, int((datetime.now(timezone.utc) - created).total_seconds()))
+    seconds = max(0, int(now - created.timestamp()))
     if seconds < 120:
         return f"{seconds}s"
     if seconds < 7200:
@@ -879,13 +808,13 @@ def _age(timestamp: str | None) -> str:
     return f"{seconds // 86400}d"
 
 
-def _table(objects: list[dict[str, Any]], rv: str) -> dict[str, Any]:
-    """A meta.k8s.io/v1 Table of Name and Age, as ``kubectl get`` asks for."""
+def _table(objects: list[KubeObject], rv: str, now: float) -> KubeObject:
+    """A meta.k8s.io/v1 Table of Name and Age at ``now``, as ``kubectl get`` asks for."""
     rows = []
     for obj in objects:
         metadata = obj.get("metadata", {})
         rows.append({
-            "cells": [metadata.get("name", ""), _age(metadata.get("creationTimestamp"))],
+            "cells": [metadata.get("name", ""), _age(metadata.get("creationTimestamp"), now)],
             "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                        "metadata": metadata},
         })
@@ -893,10 +822,10 @@ def _table(objects: list[dict[str, Any]], rv: str) -> dict[str, Any]:
             "metadata": {"resourceVersion": rv}, "columnDefinitions": _COLUMNS, "rows": rows}
 
 
-def _table_event(line: bytes) -> bytes:
+def _table_event(line: bytes, now: float) -> bytes:
     event = orjson.loads(line)
     if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
         obj = event["object"]
-        event["object"] = _table([obj], obj["metadata"].get("resourceVersion", ""))
+        event["object"] = _table([obj], obj["metadata"].get("resourceVersion", ""), now)
     return dumps(event) + b"\n"
 

@@ -36,9 +36,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import yaml
 
+from faro._names import KubeObject
+from faro.clock import Clock, RealClock
 from faro.testing._errors import ApiError
-from faro.testing._server import Faults, SimServer, _Delay, _Failure
-from faro.testing._store import Entry, Store
+from faro.testing._selection import parse_selection
+from faro.testing._server import Faults, SimServer
+from faro.testing._storage import Entry
+from faro.testing._store import Store
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -74,6 +78,8 @@ class SimulatedCluster:
             as on a real server with anonymous authentication (its default):
             403 Forbidden in RBAC's words outside /version and the health
             endpoints. False (the default): 401 Unauthorized.
+        clock: the time the server keeps (timestamps, watch timeouts and bookmarks, the
+            wait for a future resourceVersion, namespace cleanup); real time by default.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class SimulatedCluster:
         expired_in_stream: bool = True,
         namespace_cleanup_delay: float = 1.0,
         anonymous_auth: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -100,8 +107,9 @@ class SimulatedCluster:
         self._bookmark_interval = bookmark_interval
         self._expired_in_stream = expired_in_stream
         self._anonymous_auth = anonymous_auth
+        self._clock: Clock = clock if clock is not None else RealClock()
         self._store = Store(history_size=history_size, too_large_wait=too_large_rv_wait,
-                            namespace_cleanup_delay=namespace_cleanup_delay)
+                            namespace_cleanup_delay=namespace_cleanup_delay, clock=self._clock)
         self._faults = Faults()
         self._server: SimServer | None = None
         self._thread: threading.Thread | None = None
@@ -124,17 +132,20 @@ class SimulatedCluster:
         tempdir = tempfile.mkdtemp(prefix="faro-sim-")
         server: SimServer | None = None
         try:
-            server = SimServer(
-                (self._host, self._port), self._store, self._faults, self._current_token,
-                self._bookmark_interval, self._expired_in_stream, self._anonymous_auth,
-            )
-            self._tempdir = tempdir
+            ca_pem, ssl_context = None, None
             if self._tls:
                 from faro.testing._tls import make_certificates, server_context
 
                 ca_pem, cert_file, key_file = make_certificates(self._host, tempdir)
+                ssl_context = server_context(cert_file, key_file)
+            server = SimServer(
+                (self._host, self._port), self._store, self._faults, self._current_token,
+                self._bookmark_interval, self._expired_in_stream, self._anonymous_auth,
+                self._clock, ssl_context,
+            )
+            self._tempdir = tempdir
+            if ca_pem is not None:
                 self._ca_pem = ca_pem
-                server.ssl_context = server_context(cert_file, key_file)
             self._server = server
             # The socket listens already: clients that read the kubeconfig at once wait
             # in the backlog until the serving thread starts.
@@ -243,7 +254,7 @@ class SimulatedCluster:
 
     # --------------------------------------------------------------- objects
 
-    def create(self, obj: Mapping[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
+    def create(self, obj: Mapping[str, Any], *, namespace: str | None = None) -> KubeObject:
         """Create an object as ``POST`` does; returns the stored object."""
         rt = self._store.resource_for(_api_version(obj), _kind(obj))
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
@@ -253,34 +264,31 @@ class SimulatedCluster:
                                   manager="faro-sim").obj)
 
     def get(self, api_version: str, kind: str, name: str,
-            namespace: str | None = None) -> dict[str, Any]:
+            namespace: str | None = None) -> KubeObject:
         """Read one object; raises ApiError (404) if absent."""
         rt = self._store.resource_for(api_version, kind)
         return _copy(self._store.get(rt, namespace if rt.namespaced else None, name).obj)
 
     def list_objects(self, api_version: str, kind: str,
-                     namespace: str | None = None) -> list[dict[str, Any]]:
+                     namespace: str | None = None) -> list[KubeObject]:
         """Every object of a kind (in one namespace, if given), sorted by namespace and name."""
-        from faro._selectors import parse_field_selector, parse_label_selector
-
         rt = self._store.resource_for(api_version, kind)
-        result = self._store.list_page(rt, namespace if rt.namespaced else None,
-                                  parse_label_selector(""), parse_field_selector(""))
+        result = self._store.list_page(parse_selection(rt, namespace if rt.namespaced else None))
         return [orjson.loads(raw) for raw in result.items]
 
-    def update(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def update(self, obj: Mapping[str, Any]) -> KubeObject:
         """Replace an object as ``PUT`` does (409 if its resourceVersion is stale)."""
         rt, namespace, name = self._locate(obj)
         return _copy(self._store.update(rt, namespace, name, obj, manager="faro-sim").obj)
 
-    def update_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def update_status(self, obj: Mapping[str, Any]) -> KubeObject:
         """Replace an object's status as ``PUT .../status`` does."""
         rt, namespace, name = self._locate(obj)
         return _copy(self._store.update(rt, namespace, name, obj, manager="faro-sim",
                                   subresource="status").obj)
 
     def patch(self, api_version: str, kind: str, name: str, patch: Any, *,
-              namespace: str | None = None, patch_type: str = "merge") -> dict[str, Any]:
+              namespace: str | None = None, patch_type: str = "merge") -> KubeObject:
         """Patch an object; ``patch_type`` is ``merge``, ``json`` or ``strategic``."""
         if patch_type not in ("merge", "json", "strategic"):
             raise ValueError(f"unknown patch type {patch_type!r}")
@@ -289,13 +297,13 @@ class SimulatedCluster:
                                  orjson.dumps(patch), manager="faro-sim").obj)
 
     def delete(self, api_version: str, kind: str, name: str,
-               namespace: str | None = None) -> dict[str, Any]:
+               namespace: str | None = None) -> KubeObject:
         """Delete an object; returns its last state (still present if it has finalizers)."""
         rt = self._store.resource_for(api_version, kind)
         return _copy(self._store.delete(rt, namespace if rt.namespaced else None, name)[0].obj)
 
     def apply(self, manifest: str | os.PathLike[str] | Mapping[str, Any]
-              | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+              | Iterable[Mapping[str, Any]]) -> list[KubeObject]:
         """Create or update every object of a manifest, in order; returns the results.
 
         ``manifest`` is YAML text (several documents and ``kind: List`` allowed),
@@ -343,18 +351,14 @@ class SimulatedCluster:
         """
         if count < 1:
             raise ValueError("count must be at least 1")
-        with self._faults.lock:
-            self._faults.failures.append(_Failure(
-                re.compile(path), method.upper() if method else None, count, status,
-                retry_after, message,
-            ))
+        self._faults.add_failure(re.compile(path), method.upper() if method else None, count,
+                                 status, retry_after, message)
 
     def delay(self, seconds: float, *, path: str = "", method: str | None = None,
               count: int | None = None) -> None:
         """Delay matching responses by ``seconds`` (the next ``count`` ones, or all)."""
-        with self._faults.lock:
-            self._faults.delays.append(_Delay(
-                re.compile(path), method.upper() if method else None, count, seconds))
+        self._faults.add_delay(re.compile(path), method.upper() if method else None, count,
+                               seconds)
 
     def hold_watches(self, *, path: str = "") -> AbstractContextManager[None]:
         """Park new watch requests until :meth:`release_watches`.
@@ -387,9 +391,7 @@ class SimulatedCluster:
 
     def clear_faults(self) -> None:
         """Remove every pending failure and delay, and release held watches."""
-        with self._faults.lock:
-            self._faults.failures.clear()
-            self._faults.delays.clear()
+        self._faults.clear()
         self._store.release_watches()
 
     def inject_malformed_watch_line(self) -> int:
@@ -477,9 +479,9 @@ class _Releaser(AbstractContextManager[None]):
         self._release()
 
 
-def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+def _copy(obj: KubeObject) -> KubeObject:
     """A private copy of a stored object: callers may change it without touching the store."""
-    copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    copied: KubeObject = orjson.loads(orjson.dumps(obj))
     return copied
 
 

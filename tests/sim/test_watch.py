@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from faro.testing import SimulatedCluster
+from faro.testing import FakeClock, SimulatedCluster
 from tests.sim.helpers import (
     ChunkedWatch,
     RawClient,
@@ -194,6 +194,30 @@ def test_bookmarks_advance_and_never_lag_behind_delivered_events() -> None:
 def test_timeout_seconds_ends_the_stream_cleanly(api: RawClient) -> None:
     watch = api.watch(CM, timeoutSeconds="1")
     assert watch.next(timeout=5) == "<end>"
+
+
+def test_timestamps_timeouts_and_bookmarks_follow_an_injected_clock() -> None:
+    clock = FakeClock()  # its wall clock starts at 2026-01-01T00:00:00Z
+    with SimulatedCluster(clock=clock, bookmark_interval=10.0) as sim:
+        api = RawClient(sim.url, sim.token)
+        try:
+            watch = api.watch(CM, timeoutSeconds="30", allowWatchBookmarks="true",
+                              resourceVersion=str(sim.resource_version))
+            assert clock.wait_for_waiters(1)  # the stream waits for a change or a bookmark
+            created = create_configmap(api, configmap("a"))
+            assert created["metadata"]["creationTimestamp"] == "2026-01-01T00:00:00Z"
+            assert watch.next() == {"type": "ADDED", "object": created}
+            assert clock.wait_for_waiters(1)
+            clock.advance(10.0)  # the bookmark is due
+            bookmark = watch.next()
+            assert bookmark["type"] == "BOOKMARK" and rv(bookmark["object"]) == rv(created)
+            assert clock.wait_for_waiters(1)
+            clock.advance(20.0)  # timeoutSeconds has passed
+            assert watch.next() == "<end>"
+            assert sim.get("v1", "Namespace", "default")["metadata"]["creationTimestamp"] == \
+                "2026-01-01T00:00:00Z"
+        finally:
+            api.close()
 
 
 # ---------------------------------------------------------------------------------- selectors
