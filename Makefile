@@ -18,7 +18,7 @@ LINT_PATHS := $(wildcard faro tests benchmarks examples)
 GO_MODULES := $(patsubst %/go.mod,%,$(wildcard tests/cluster/go.mod benchmarks/*/go.mod))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-sim test-real lint lint-go typecheck bench check clean \
+.PHONY: help install demo test test-fast test-sim test-real lint lint-go typecheck bench check clean \
 	cluster-build cluster-up cluster-down
 
 help: ## List the targets
@@ -40,6 +40,13 @@ demo: install ## Run faro against the built-in simulated cluster (faro demo; DEM
 	$(VENV)/bin/faro demo $(DEMO_ARGS)
 
 test: test-sim test-real ## Run the whole suite: against the simulator, then a real control plane (needs Go)
+
+# The edit-test loop: unit tests and the core contract (informer, controller, delivery).
+FAST_TESTS := tests/unit tests/integration/test_informer.py tests/integration/test_controller.py \
+	tests/integration/test_controller_delivery.py tests/test_docs.py tests/test_differences.py
+
+test-fast: install ## Unit tests and the core contract only, in well under a minute (PYTEST_ARGS=...)
+	$(VENV_PY) -m pytest -q $(FAST_TESTS) $(PYTEST_ARGS)
 
 test-sim: install ## Run every test against the simulated API server (PYTEST_ARGS=...)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)

@@ -26,8 +26,8 @@ import faro
 from faro.cli import _with_implied_run, main
 from faro.gvr import GroupVersionResource
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import crd, eventually
-from tests.sim.kube import DEADLINE, LineReader, unique
+from tests.integration.helpers import crd, eventually
+from tests.integration.kube import DEADLINE, LineReader, unique
 
 ROOT = Path(faro.__file__).resolve().parent.parent
 STARTUP = 30.0  # seconds a fresh interpreter may take to import and start serving

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from faro.config import Config, load_config
-from tests.sim.kube import Kubectl, real_cluster, target_kubeconfig, unique
+from tests.integration.kube import Kubectl, real_cluster, target_kubeconfig, unique
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = ROOT / "deploy" / "operator"

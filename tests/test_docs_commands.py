@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import eventually
+from tests.integration.helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -85,7 +85,7 @@ NOT_RUN.update({
     ("docs/export.md", "from faro.export import EventExporter, event_record"):
         "exports an event a handler received; tests/unit/test_export.py runs the same calls",
     ("docs/informer.md", "clock = FakeClock()"):
-        "an excerpt of tests/sim/test_informer_faults.py, which runs it against a failing "
+        "an excerpt of tests/integration/test_informer_faults.py, which runs it against a failing "
         "server",
     ("docs/metrics.md", "host, port = controller.metrics_address"):
         "a line about a running controller (the blocks of docs/controller.md make one)",

@@ -34,7 +34,7 @@ import pytest
 from kubernetes import config, dynamic
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
-from tests.sim.kube import eventually, target_kubeconfig, unique
+from tests.integration.kube import eventually, target_kubeconfig, unique
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CONFIGS = EXAMPLES / "configs"

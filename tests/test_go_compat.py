@@ -25,8 +25,8 @@ from faro.config import MetricsConfig, NormalizedConfig
 from faro.gvr import GroupVersionResource
 from faro.metrics import ControllerMetrics
 from faro.testing import SimulatedCluster
-from tests.sim.controller_helpers import Controllers, Events, controllers
-from tests.sim.helpers import configmap
+from tests.integration.controller_helpers import Controllers, Events, controllers
+from tests.integration.helpers import configmap
 from tests.unit.test_config import README_NAMESPACE_CENTRIC, README_RESOURCE_CENTRIC
 
 __all__ = ["controllers"]

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from faro.testing import SimulatedCluster
-from tests.sim.kube import real_cluster
+from tests.integration.kube import real_cluster
 
 ETCD_ENV = "FARO_E2E_ETCD"
 FARO_IDENTITY_ENV = "FARO_E2E_FARO_KUBECONFIG"

@@ -44,7 +44,7 @@ import faro
 from faro import Controller, KubernetesClient, MatchedEvent
 from faro.config import Config
 from tests.e2e.backend import FARO_IDENTITY_ENV, Backend, Proxy, target_backend
-from tests.sim.kube import DEADLINE, LineReader, eventually, unique
+from tests.integration.kube import DEADLINE, LineReader, eventually, unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

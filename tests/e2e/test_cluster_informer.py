@@ -47,9 +47,9 @@ from faro import Config, Controller, KubernetesClient
 from faro.cache import Backoff, SharedInformer
 from faro.discovery import Discovery
 from tests.e2e.backend import UNCACHED, Backend, Proxy, target_backend
-from tests.sim.controller_helpers import Events
-from tests.sim.informer_helpers import Note, Recorder, replay, rv_of
-from tests.sim.kube import DEADLINE, Kubectl, eventually, unique
+from tests.integration.controller_helpers import Events
+from tests.integration.informer_helpers import Note, Recorder, replay, rv_of
+from tests.integration.kube import DEADLINE, Kubectl, eventually, unique
 
 pytestmark = pytest.mark.cluster
 

@@ -32,7 +32,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import faro
-from tests.sim.kube import DEADLINE, Kubectl, LineReader, target_kubeconfig, unique
+from tests.integration.kube import DEADLINE, Kubectl, LineReader, target_kubeconfig, unique
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.e2e, pytest.mark.cluster]
 

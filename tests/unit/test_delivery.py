@@ -15,7 +15,7 @@ from faro.events import EventType, MatchedEvent
 from faro.metrics import ControllerMetrics
 from faro.testing import FakeClock
 from faro.workqueue import ItemExponentialFailureRateLimiter
-from tests.sim.helpers import eventually
+from tests.integration.helpers import eventually
 
 CONFIG = ResourceConfig("v1/configmaps").normalize()[0]
 

@@ -8,7 +8,13 @@ import time
 import pytest
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient, Response, assert_status, configmap, create_configmap
+from tests.integration.helpers import (
+    RawClient,
+    Response,
+    assert_status,
+    configmap,
+    create_configmap,
+)
 
 CM = "/api/v1/namespaces/default/configmaps"
 

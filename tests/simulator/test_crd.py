@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient, assert_status, crd
+from tests.integration.helpers import RawClient, assert_status, crd
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"

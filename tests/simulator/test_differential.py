@@ -11,7 +11,7 @@ runs with ``anonymous_auth=True``, as a real server authenticates by default (it
 
 It needs both servers, so it skips without ``FARO_E2E_KUBECONFIG``; the 410 steps compact the
 real server's etcd, so it needs ``FARO_E2E_ETCD`` too (both set by ``make test-real``). Run it
-alone with ``make test-real PYTEST_ARGS=tests/fidelity/test_differential.py``.
+alone with ``make test-real PYTEST_ARGS=tests/simulator/test_differential.py``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import pytest
 
 from faro.testing import SimulatedCluster
 from tests.e2e.backend import ETCD_ENV, UNCACHED, Backend
-from tests.fidelity.differential import Step, endpoint, report, run
-from tests.sim.kube import E2E_ENV, real_cluster, unique
+from tests.integration.kube import E2E_ENV, real_cluster, unique
+from tests.simulator.differential import Step, endpoint, report, run
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 

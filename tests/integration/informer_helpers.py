@@ -22,7 +22,7 @@ from faro._names import KubeObject, key_of
 from faro.cache import Backoff, SharedInformer
 from faro.gvr import GroupVersionResource
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import DEADLINE, configmap, eventually
+from tests.integration.helpers import DEADLINE, configmap, eventually
 
 FAST = Backoff(initial=0.01, maximum=0.05)
 """Backoff for tests: the default starts at 0.8 s."""

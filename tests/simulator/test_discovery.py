@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient
+from tests.integration.helpers import RawClient
 
 AGGREGATED_ONLY = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"

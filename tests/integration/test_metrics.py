@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from faro import Controller, MatchedEvent
 from faro.server import MetricsServerError
 from faro.testing import SimulatedCluster
-from tests.sim.controller_helpers import Controllers, Events, controllers, faro_threads
-from tests.sim.helpers import DEADLINE, configmap, eventually
+from tests.integration.controller_helpers import Controllers, Events, controllers, faro_threads
+from tests.integration.helpers import DEADLINE, configmap, eventually
 
 __all__ = ["controllers"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from faro.testing import SimulatedCluster
-from tests.sim.controller_helpers import Controllers, Events, controllers
-from tests.sim.helpers import configmap
+from tests.integration.controller_helpers import Controllers, Events, controllers
+from tests.integration.helpers import configmap
 
 __all__ = ["controllers"]
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient, assert_status, configmap, eventually, sim_client
+from tests.integration.helpers import RawClient, assert_status, configmap, eventually, sim_client
 
 CM = "/api/v1/namespaces/default/configmaps"
 

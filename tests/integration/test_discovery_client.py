@@ -19,7 +19,7 @@ from faro.discovery import APIResource, Discovery, DiscoveryError
 from faro.errors import ApiStatusError
 from faro.gvr import GroupVersionResource
 from faro.testing import FakeClock, SimulatedCluster
-from tests.sim.helpers import RawClient, crd
+from tests.integration.helpers import RawClient, crd
 
 WIDGETS_V1 = "example.com/v1/widgets"
 WIDGETS_V1ALPHA1 = "example.com/v1alpha1/widgets"

@@ -16,7 +16,7 @@ import pytest
 
 from faro import Config, Controller, KubernetesClient, MatchedEvent
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import DEADLINE
+from tests.integration.helpers import DEADLINE
 
 
 class Events:

@@ -12,8 +12,8 @@ import pytest
 
 from faro.cache import Backoff, SharedInformer
 from faro.testing import FakeClock, SimulatedCluster
-from tests.sim.helpers import DEADLINE, configmap, eventually
-from tests.sim.informer_helpers import (
+from tests.integration.helpers import DEADLINE, configmap, eventually
+from tests.integration.informer_helpers import (
     Changes,
     Informers,
     Recorder,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from faro.testing._tls import make_certificates
-from tests.sim.kube import DEADLINE, Kubectl, real_cluster, target_kubeconfig, unique
+from tests.integration.kube import DEADLINE, Kubectl, real_cluster, target_kubeconfig, unique
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.cluster]
 

@@ -10,8 +10,8 @@ import pytest
 
 from faro import Config, ConfigError, Controller, KubernetesClient, ResourceConfig
 from faro.testing import SimulatedCluster
-from tests.sim.controller_helpers import Controllers, Events, controllers, faro_threads
-from tests.sim.helpers import DEADLINE, configmap, crd, eventually
+from tests.integration.controller_helpers import Controllers, Events, controllers, faro_threads
+from tests.integration.helpers import DEADLINE, configmap, crd, eventually
 
 __all__ = ["controllers"]
 

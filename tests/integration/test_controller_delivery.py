@@ -16,8 +16,8 @@ import pytest
 
 from faro import MatchedEvent
 from faro.testing import SimulatedCluster
-from tests.sim.controller_helpers import Controllers, Events, controllers, faro_threads
-from tests.sim.helpers import DEADLINE, configmap, eventually
+from tests.integration.controller_helpers import Controllers, Events, controllers, faro_threads
+from tests.integration.helpers import DEADLINE, configmap, eventually
 
 __all__ = ["controllers"]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient
+from tests.integration.helpers import RawClient
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import NotFoundError
 
 from faro.testing import SimulatedCluster
-from tests.sim.kube import DEADLINE, target_kubeconfig, unique
+from tests.integration.kube import DEADLINE, target_kubeconfig, unique
 
 
 @pytest.fixture(scope="module")

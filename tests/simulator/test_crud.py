@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import RawClient, assert_status, configmap, crd
+from tests.integration.helpers import RawClient, assert_status, configmap, crd
 
 CM = "/api/v1/namespaces/default/configmaps"
 DEPLOY = "/apis/apps/v1/namespaces/default/deployments"

@@ -18,8 +18,8 @@ import pytest
 
 from faro.cache import ResourceEventHandlerFuncs
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import DEADLINE, configmap, eventually
-from tests.sim.informer_helpers import (
+from tests.integration.helpers import DEADLINE, configmap, eventually
+from tests.integration.informer_helpers import (
     Changes,
     Informers,
     Note,

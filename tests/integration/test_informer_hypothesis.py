@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from faro.cache import SharedInformer
 from faro.testing import SimulatedCluster
-from tests.sim.helpers import DEADLINE, configmap
-from tests.sim.informer_helpers import (
+from tests.integration.helpers import DEADLINE, configmap
+from tests.integration.informer_helpers import (
     FAST,
     Changes,
     Recorder,

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from faro.testing import FakeClock, SimulatedCluster
-from tests.sim.helpers import (
+from tests.integration.helpers import (
     ChunkedWatch,
     RawClient,
     assert_status,

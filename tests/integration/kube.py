@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import orjson
 
 from faro.testing import SimulatedCluster
-from tests.sim import helpers
+from tests.integration import helpers
 
 E2E_ENV = "FARO_E2E_KUBECONFIG"
 T = TypeVar("T")
@@ -63,7 +63,8 @@ def target_kubeconfig(**sim_options: Any) -> Iterator[str]:
 def eventually(predicate: Callable[[], T], what: str, timeout: float = DEADLINE) -> T:
     """Poll ``predicate`` until it returns something true (returned); fail naming ``what``.
 
-    :func:`tests.sim.helpers.eventually` with this module's deadline (longer on a real cluster).
+    :func:`tests.integration.helpers.eventually` with this module's deadline (longer on a
+    real cluster).
     """
     return helpers.eventually(predicate, timeout, 0.02, what=what)  # type: ignore[no-any-return]
 

@@ -1,1 +1,0 @@
-"""Fidelity of the simulated API server, measured against a real kube-apiserver."""

@@ -1,0 +1,1 @@
+"""The simulated API server's own tests: how closely faro.testing behaves like kube-apiserver."""
