@@ -102,7 +102,7 @@ class Controller:
         self._state = "new"  # new -> started -> stopped
         self._threads: list[threading.Thread] = []
         self._server: MetricsServer | None = None
-        self._export = _JSONExport(config, self.metrics)
+        self._export = _JSONExport(config, self.metrics, self._clock)
         self._changes: WorkQueue[str] = WorkQueue(f"{name}-changes", clock=self._clock,
                                                   metrics=self.metrics.queue_metrics())
         self._delivery = Delivery(name=name, workers=config.workers,
@@ -457,9 +457,10 @@ class _JSONExport:
     written is counted (``faro_export_errors_total``); the exporter logs why.
     """
 
-    def __init__(self, config: Config, metrics: ControllerMetrics) -> None:
+    def __init__(self, config: Config, metrics: ControllerMetrics, clock: Clock) -> None:
         self._config = config
         self._metrics = metrics
+        self._clock = clock
         self._exporter: EventExporter | None = None
         self._closed_path: Path | None = None
 
@@ -471,7 +472,7 @@ class _JSONExport:
 
     def open(self) -> None:
         if self._config.json_export:
-            self._exporter = EventExporter.from_config(self._config)
+            self._exporter = EventExporter.from_config(self._config, clock=self._clock)
 
     def __call__(self, event: MatchedEvent) -> None:
         exporter = self._exporter

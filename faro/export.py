@@ -26,7 +26,8 @@ The contract:
 * **Permissions.** The file is created with mode 0600 (whatever the umask), and rotated files
   keep it. A new exporter never writes into an existing file: when its name is taken (two
   exporters started in one second), it takes ``events-YYYYMMDD-HHMMSS_0002.json`` and so on
-  (names sort by creation time).
+  (names sort by creation time: :mod:`faro._files`). The time in the name is the ``clock``'s
+  wall time (:class:`~faro.clock.RealClock` by default; the controller passes its own).
 * **Failures never reach the caller.** When a line cannot be written (disk full, the
   directory removed or replaced), it is counted in :attr:`EventExporter.errors`, one ERROR
   line (logger ``faro.export``) names the file and the OS error, and every later event tries
@@ -44,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import logging
 import os
 import threading
@@ -56,6 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from faro._files import BINARY, claim_file
+from faro.clock import Clock, RealClock
 from faro.events import MatchedEvent
 
 if TYPE_CHECKING:
@@ -73,7 +75,6 @@ LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 """The annotation ``kubectl apply`` stores the applied object in; never exported for Secrets."""
 
 _FILE_MODE = 0o600
-_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _GONE = (FileNotFoundError, NotADirectoryError)
 
 
@@ -140,33 +141,6 @@ def _is_secret(gvr: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _claim_file(directory: Path, prefix: str, suffix: str, mode: int,
-                flags: int = 0) -> tuple[int, Path]:
-    """Create ``{prefix}-YYYYMMDD-HHMMSS{suffix}`` (UTC now) in ``directory``, open for writing.
-
-    A name that exists (or whose ``.1`` backup exists) is never reused: ``_0002``, ``_0003``...
-    are tried instead, a form that sorts after the plain name and before the next second's,
-    so the names of a directory's files sort by the time they were created. The file is
-    created exclusively (O_EXCL), so two writers never share one. Returns the descriptor and
-    the path; raises OSError.
-    """
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    for number in itertools.count(1):
-        name = f"{prefix}-{stamp}{suffix}" if number == 1 else \
-            f"{prefix}-{stamp}_{number:04d}{suffix}"
-        path = directory / name
-        if os.path.lexists(directory / f"{name}.1"):
-            continue
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags | _BINARY, mode)
-        except FileExistsError:
-            if number >= 9_999:
-                raise
-            continue
-        return fd, path
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
@@ -192,7 +166,7 @@ class EventExporter:
     """
 
     def __init__(self, output_dir: str | os.PathLike[str], *, max_bytes: int = 100 * 1024 * 1024,
-                 backups: int = 5, fsync: bool = False) -> None:
+                 backups: int = 5, fsync: bool = False, clock: Clock | None = None) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be at least 0, got {max_bytes}")
         if backups < 0:
@@ -203,20 +177,20 @@ class EventExporter:
         self.errors = 0
         """Events not exported (or, with ``fsync``, not synced) because writing failed."""
         self._directory = Path(output_dir)
+        self._clock: Clock = clock if clock is not None else RealClock()
         self._lock = threading.Lock()
         self._closed = False
         self._failing = 0  # events lost since writing last worked (0: writing works)
         self._rotation_failing = False
         os.makedirs(self._directory, exist_ok=True)
-        fd, self._path = _claim_file(self._directory, "events", ".json", _FILE_MODE,
-                                     os.O_APPEND)
+        fd, self._path = self._claim()
         self._fd: int | None = None
         self._file = (0, 0)  # (st_dev, st_ino) of the file being written
         self._size = 0  # its size: the lines written whole
         self._adopt(fd)
 
     @classmethod
-    def from_config(cls, config: Config) -> EventExporter:
+    def from_config(cls, config: Config, *, clock: Clock | None = None) -> EventExporter:
         """An exporter writing to ``config.output_dir`` with the ``export:`` settings.
 
         It does not look at ``json_export``: whether to export is the caller's decision.
@@ -224,7 +198,12 @@ class EventExporter:
         """
         export = config.export
         return cls(config.output_dir, max_bytes=export.max_bytes, backups=export.backups,
-                   fsync=export.fsync)
+                   fsync=export.fsync, clock=clock)
+
+    def _claim(self) -> tuple[int, Path]:
+        """A new file, named for the clock's wall time (see :mod:`faro._files`)."""
+        return claim_file(self._directory, "events", ".json", _FILE_MODE,
+                          now=self._clock.time(), flags=os.O_APPEND)
 
     @property
     def path(self) -> Path:
@@ -313,7 +292,7 @@ class EventExporter:
     def _reopen(self) -> int:
         """Open the file again, or create it (and the directory) again (lock held)."""
         try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | _BINARY)
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | BINARY)
         except _GONE:
             pass
         else:
@@ -328,8 +307,7 @@ class EventExporter:
                 self._adopt(fd)
                 return fd
             _close_quietly(fd)  # another file took the name: never write into it
-            fd, self._path = _claim_file(self._directory, "events", ".json", _FILE_MODE,
-                                         os.O_APPEND)
+            fd, self._path = self._claim()
             return self._adopt(fd)
         os.makedirs(self._directory, exist_ok=True)
         return self._create()
@@ -337,11 +315,10 @@ class EventExporter:
     def _create(self) -> int:
         """Create the file under its name, or under a new one if that is taken (lock held)."""
         try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _BINARY,
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | BINARY,
                          _FILE_MODE)
         except FileExistsError:
-            fd, self._path = _claim_file(self._directory, "events", ".json", _FILE_MODE,
-                                         os.O_APPEND)
+            fd, self._path = self._claim()
         self._adopt(fd)
         self._sync_directory()
         return fd

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TextIO
 
-from faro.export import _claim_file
+from faro._files import claim_file
 
 if TYPE_CHECKING:
     from faro.config import Config
@@ -158,7 +158,7 @@ def setup_logging(config: Config, *, console: TextIO | None = None) -> LoggingSe
     level = log_level(config.log_level)
     directory = Path(config.output_dir) / "logs"
     os.makedirs(directory, exist_ok=True)
-    fd, log_file = _claim_file(directory, "faro", ".log", 0o666)
+    fd, log_file = claim_file(directory, "faro", ".log", 0o666, now=time.time())
     os.close(fd)
     formatter = UTCFormatter(LOG_FORMAT)
     file_handler = _FileHandler(log_file, mode="a", encoding="utf-8")

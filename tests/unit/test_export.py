@@ -24,6 +24,7 @@ import pytest
 from faro.config import Config, ExportConfig, ResourceConfig
 from faro.events import EventType, MatchedEvent
 from faro.export import LAST_APPLIED_ANNOTATION, EventExporter, event_record
+from faro.testing import FakeClock
 
 CONFIG = ResourceConfig("v1/configmaps").normalize()[0]
 TS = datetime(2026, 11, 22, 10, 15, 2, 123456, tzinfo=timezone.utc)
@@ -642,3 +643,17 @@ def test_the_context_manager_closes(tmp_path: Path) -> None:
     assert exp.closed
     with pytest.raises(RuntimeError):
         exp.export(make_event())
+
+
+def test_file_names_come_from_the_clock_and_sort_by_creation_time(tmp_path: Path) -> None:
+    clock = FakeClock()  # wall clock 2026-01-01T00:00:00Z
+    paths = []
+    for advance in (0, 0, 0, 1, 0):
+        clock.advance(advance)
+        with EventExporter(tmp_path, clock=clock) as exporter:
+            paths.append(exporter.path)
+    assert [p.name for p in paths] == [
+        "events-20260101-000000.json", "events-20260101-000000_0002.json",
+        "events-20260101-000000_0003.json", "events-20260101-000001.json",
+        "events-20260101-000001_0002.json"]
+    assert sorted(p.name for p in tmp_path.glob("events-*.json")) == [p.name for p in paths]
