@@ -90,12 +90,12 @@ class Controller:
     def __init__(self, client: KubernetesClient | ApiClient, config: Config, *,
                  metrics: ControllerMetrics | None = None, clock: Clock | None = None,
                  name: str = "faro") -> None:
+        self._clock: Clock = clock if clock is not None else RealClock()
         self.client = client if isinstance(client, KubernetesClient) else \
-            KubernetesClient(client)
+            KubernetesClient(client, clock=self._clock)
         self.config = config
         self.name = name
         self.metrics = metrics if metrics is not None else ControllerMetrics()
-        self._clock: Clock = clock if clock is not None else RealClock()
         self._lock = threading.RLock()  # state below; reconcile holds it while it works
         self._entries = Entries(config.normalized)
         self._warned: set[NormalizedConfig] = set()  # plan warnings logged
