@@ -28,6 +28,13 @@ The contract:
   exporters started in one second), it takes ``events-YYYYMMDD-HHMMSS_0002.json`` and so on
   (names sort by creation time: :mod:`faro._files`). The time in the name is the ``clock``'s
   wall time (:class:`~faro.clock.RealClock` by default; the controller passes its own).
+* **Never a planted file.** Every open uses ``O_NOFOLLOW | O_NONBLOCK`` (``O_NONBLOCK`` is
+  cleared once the file is known to be regular) and refuses anything but a regular file: a
+  FIFO, a device, a directory or a symbolic link at the file's name (put there after the file
+  was deleted, renamed or rotated) never blocks a worker and never receives a line. The
+  exporter logs a WARNING naming the path and what is there, counts it in
+  :attr:`EventExporter.refused`, and writes on in a new file (next ``_NNNN`` name): no line is
+  lost for it, so it is not in :attr:`EventExporter.errors`.
 * **Failures never reach the caller.** When a line cannot be written (disk full, the
   directory removed or replaced), it is counted in :attr:`EventExporter.errors`, one ERROR
   line (logger ``faro.export``) names the file and the OS error, and every later event tries
@@ -56,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from faro._files import BINARY, claim_file
+from faro._files import NotRegularFileError, claim_file, create_file, kind_of, open_file
 from faro.clock import Clock, RealClock
 from faro.events import MatchedEvent
 
@@ -162,7 +169,8 @@ class EventExporter:
 
     Threading: :meth:`export` and :meth:`close` may be called from any number of threads; lines
     are written one at a time, each whole. :attr:`errors` counts the events whose line could
-    not be written (or, with ``fsync``, synced).
+    not be written (or, with ``fsync``, synced); :attr:`refused` the times something other than
+    a regular file was found at the file's name (the lines went to a new file instead).
     """
 
     def __init__(self, output_dir: str | os.PathLike[str], *, max_bytes: int = 100 * 1024 * 1024,
@@ -176,6 +184,9 @@ class EventExporter:
         self.fsync = fsync
         self.errors = 0
         """Events not exported (or, with ``fsync``, not synced) because writing failed."""
+        self.refused = 0
+        """Times the file's name held something other than a regular file (a FIFO, a symbolic
+        link, a directory, a device): never opened for writing; the lines went to a new file."""
         self._directory = Path(output_dir)
         self._clock: Clock = clock if clock is not None else RealClock()
         self._lock = threading.Lock()
@@ -266,13 +277,15 @@ class EventExporter:
     def _current(self) -> int:
         """The descriptor to write to, (re)opening the file when needed (lock held).
 
-        The path is checked on each call: if the file was deleted or replaced, writing goes
-        on in a new file under the same name (its lines would be lost otherwise).
+        The path is checked on each call (``lstat``: a symbolic link is never our file): if the
+        file was deleted or replaced, writing goes on in a new file under the same name (its
+        lines would be lost otherwise), or under a new name when something else is there.
         """
         fd = self._fd
+        replaced = False
         if fd is not None:
             try:
-                stat = os.stat(self._path)
+                stat = os.lstat(self._path)
             except _GONE:
                 stat = None
             except OSError:
@@ -282,19 +295,32 @@ class EventExporter:
                 return fd
             self._fd = None
             _close_quietly(fd)
-            previous = self._path
-            fd = self._reopen()
+            replaced = True
+        previous = self._path
+        fd, taken = self._reopen()
+        if taken is not None:
+            logger.warning("event export %s: %s; never written into, continuing in a new "
+                           "file %s", previous, taken, self._path)
+        elif replaced:
             logger.warning("event export %s: the file was deleted or replaced; continuing in "
                            "a new file %s", previous, self._path)
-            return fd
-        return self._reopen()
+        return fd
 
-    def _reopen(self) -> int:
-        """Open the file again, or create it (and the directory) again (lock held)."""
+    def _reopen(self) -> tuple[int, str | None]:
+        """Open the file again, or create it (and the directory) again (lock held).
+
+        Never follows a symbolic link, never blocks on a FIFO, never writes into a file it did
+        not create: when such a thing holds the name, a new file is claimed. Returns the
+        descriptor and, when the name was left, what took it (for the log).
+        """
         try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | BINARY)
+            fd = open_file(self._path, os.O_APPEND)
         except _GONE:
-            pass
+            os.makedirs(self._directory, exist_ok=True)
+            return self._create()
+        except NotRegularFileError as exc:
+            self.refused += 1
+            taken = str(exc)
         else:
             try:
                 stat = os.fstat(fd)
@@ -305,23 +331,39 @@ class EventExporter:
                 if stat.st_size > self._size:
                     self._cut(fd, self._size)  # a line half-written when writing failed
                 self._adopt(fd)
-                return fd
+                return fd, None
             _close_quietly(fd)  # another file took the name: never write into it
-            fd, self._path = self._claim()
-            return self._adopt(fd)
-        os.makedirs(self._directory, exist_ok=True)
-        return self._create()
+            taken = f"{self._path} is another file now"
+        fd, self._path = self._claim()
+        self._adopt(fd)
+        self._sync_directory()
+        return fd, taken
 
-    def _create(self) -> int:
-        """Create the file under its name, or under a new one if that is taken (lock held)."""
+    def _create(self) -> tuple[int, str | None]:
+        """Create the file under its name, or under a new one if that is taken (lock held).
+
+        Returns the descriptor and, when the name was taken, what took it (for the log).
+        """
         try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | BINARY,
-                         _FILE_MODE)
+            fd = create_file(self._path, _FILE_MODE, flags=os.O_APPEND)
+            taken = None
         except FileExistsError:
+            taken = self._what_took(self._path)
             fd, self._path = self._claim()
         self._adopt(fd)
         self._sync_directory()
-        return fd
+        return fd, taken
+
+    def _what_took(self, path: Path) -> str:
+        """What holds ``path``, for the log; counts a file that is not regular as refused."""
+        try:
+            kind = kind_of(os.lstat(path).st_mode)
+        except OSError:
+            return f"{path} was taken"
+        if kind is None:
+            return f"{path} is another file now"
+        self.refused += 1
+        return str(NotRegularFileError(path, kind))
 
     def _adopt(self, fd: int) -> int:
         """Make ``fd`` the current file (lock held, or in the constructor)."""
@@ -374,7 +416,12 @@ class EventExporter:
             return fd
         self._fd = None
         _close_quietly(fd)
-        return self._create()
+        previous = self._path
+        fd, taken = self._create()
+        if taken is not None:
+            logger.warning("event export %s: rotated, but then %s; never written into, "
+                           "continuing in a new file %s", previous, taken, self._path)
+        return fd
 
     def _cut(self, fd: int, size: int) -> None:
         """Cut a half-written line off (best effort: the next reopen tries again)."""

@@ -4,7 +4,8 @@ The library never configures logging: it only logs, on the ``faro`` logger and i
 (``faro.controller``, ``faro.events`` for one INFO line per matched event, ``faro.export``...).
 The ``faro`` command calls :func:`setup_logging`, which configures the ``faro`` logger only
 (never the root logger): its level from ``log_level``, one handler writing to the console
-(stderr) and one to ``{output_dir}/logs/faro-YYYYMMDD-HHMMSS.log``, both in one format::
+(stderr) and one to ``{output_dir}/logs/faro-YYYYMMDD-HHMMSS.log`` (mode 0600, never a file
+someone else put at the name), both in one format::
 
     2026-11-22T10:15:02.123Z INFO faro.events: CONFIG [ADDED] v1/configmaps default/web (UID: 1234)
 
@@ -16,6 +17,7 @@ configured too (``logging.basicConfig``) does not print faro's lines a second ti
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -25,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TextIO
 
-from faro._files import claim_file
+from faro._files import claim_file, open_file
 
 if TYPE_CHECKING:
     from faro.config import Config
@@ -49,6 +51,8 @@ _LEVELS: Final[dict[str, int]] = {
     "error": logging.ERROR,
     "fatal": logging.CRITICAL,
 }
+
+_FILE_MODE: Final = 0o600  # the log file's mode, as the JSON export's
 
 # setup_logging and LoggingSetup.close change one logger's handlers, level and propagate
 # together; this keeps two threads doing so from interleaving.
@@ -82,9 +86,43 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class _FileHandler(logging.FileHandler):
-    """The file handler of one :class:`LoggingSetup` (the type marks it as faro's)."""
+    """The file handler of one :class:`LoggingSetup` (the type marks it as faro's).
+
+    It writes through the descriptor of the file :func:`setup_logging` created and never
+    opens the file's name again: whatever someone puts there later (a symbolic link, a FIFO, a
+    directory) is neither followed nor opened. Once closed it writes nothing (a line logged by
+    a thread racing :meth:`LoggingSetup.close` is dropped; :class:`logging.FileHandler` would
+    open the name again).
+    """
 
     owner: LoggingSetup | None = None
+
+    def __init__(self, path: Path, fd: int) -> None:
+        super().__init__(path, mode="a", encoding="utf-8", delay=True)
+        self.stream = self._stream(fd)
+
+    def _open(self) -> io.TextIOWrapper:
+        # Not called by this class; if anything does, the name is opened safely (never a
+        # symbolic link followed, never a FIFO or device opened, never a file created).
+        return self._stream(open_file(Path(self.baseFilename), os.O_APPEND))
+
+    def _stream(self, fd: int) -> io.TextIOWrapper:
+        """A text stream over ``fd``, which it owns from now on (closed if this fails)."""
+        try:
+            raw = io.FileIO(fd, "a")
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            return io.TextIOWrapper(io.BufferedWriter(raw), encoding=self.encoding,
+                                    errors=self.errors)
+        except BaseException:
+            raw.close()
+            raise
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is not None:  # None once closed: never opened again
+            logging.StreamHandler.emit(self, record)
 
 
 class LoggingSetup:
@@ -150,6 +188,11 @@ def setup_logging(config: Config, *, console: TextIO | None = None) -> LoggingSe
     an existing file is never reused: ``..._0002.log`` then), and sets ``propagate = False``.
     The root logger and every other logger are left alone.
 
+    The log file is created with mode 0600 whatever the umask, like the JSON export, and is
+    written through the descriptor that created it: its name is never opened again, so a
+    symbolic link, FIFO or directory put there later is neither followed nor opened (and once
+    closed, the handler writes nothing).
+
     Calling it again while an earlier setup is open replaces that setup: the earlier one is
     closed first (its handlers removed, the level and ``propagate`` restored), so lines are
     never written twice, and closing the new one restores the logger as it was before the
@@ -158,10 +201,12 @@ def setup_logging(config: Config, *, console: TextIO | None = None) -> LoggingSe
     level = log_level(config.log_level)
     directory = Path(config.output_dir) / "logs"
     os.makedirs(directory, exist_ok=True)
-    fd, log_file = claim_file(directory, "faro", ".log", 0o666, now=time.time())
-    os.close(fd)
+    # Created 0600 whatever the umask, never at a name something else holds; written through
+    # this descriptor only (see _FileHandler).
+    fd, log_file = claim_file(directory, "faro", ".log", _FILE_MODE, now=time.time(),
+                              flags=os.O_APPEND)
+    file_handler = _FileHandler(log_file, fd)
     formatter = UTCFormatter(LOG_FORMAT)
-    file_handler = _FileHandler(log_file, mode="a", encoding="utf-8")
     console_handler = _ConsoleHandler(console if console is not None else sys.stderr)
     handlers: tuple[logging.Handler, ...] = (console_handler, file_handler)
     for handler in handlers:

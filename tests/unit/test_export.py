@@ -13,10 +13,10 @@ import re
 import shutil
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -30,6 +30,7 @@ CONFIG = ResourceConfig("v1/configmaps").normalize()[0]
 TS = datetime(2026, 11, 22, 10, 15, 2, 123456, tzinfo=timezone.utc)
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "event.schema.json"
 NAME_RE = re.compile(r"events-(\d{8}-\d{6})(_\d{4})?\.json")
+T = TypeVar("T")
 
 
 def make_event(name: str = "web", namespace: str = "default", *, gvr: str = "v1/configmaps",
@@ -619,6 +620,127 @@ def test_a_replaced_file_is_never_written_into(tmp_path: Path) -> None:
         assert exp.path != path and NAME_RE.fullmatch(exp.path.name)
         assert [r["name"] for r in lines_of(exp.path)] == ["two"]
         assert [r["name"] for r in lines_of(tmp_path / "moved.json")] == ["one"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile files at the export's name: never opened for writing, never blocking
+# ---------------------------------------------------------------------------------------------
+
+needs_fifos = pytest.mark.skipif(
+    not (hasattr(os, "mkfifo") and os.path.isdir("/proc/self/fd")),
+    reason="needs FIFOs and Linux's /proc/self/fd")
+
+DEADLINE = 10.0  # seconds; an export takes milliseconds
+
+
+def call_bounded(function: Callable[[], T], fifo: Path) -> T:
+    """``function()`` in a thread; fails if it is still running after DEADLINE seconds.
+
+    A call blocked opening ``fifo`` for writing is released first (by opening it for
+    reading), so that a regression fails the test instead of hanging it.
+    """
+    results: list[T] = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(function())
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, name="bounded call", daemon=True)
+    thread.start()
+    thread.join(DEADLINE)
+    if thread.is_alive():
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # releases a blocked writer
+        try:
+            thread.join(DEADLINE)
+        finally:
+            os.close(reader)
+        pytest.fail(f"blocked for {DEADLINE} s on the FIFO {fifo}")
+    if raised:
+        raise raised[0]
+    return results[0]
+
+
+def blocking(fd: int) -> bool:
+    """Whether ``fd`` is in blocking mode (O_NONBLOCK clear)."""
+    import fcntl  # not on Windows; the tests using it are skipped there
+
+    return not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in export_records(caplog) if r.levelno == logging.WARNING]
+
+
+@needs_fifos
+@pytest.mark.parametrize("planted", ["fifo", "symlink to a fifo"])
+def test_a_fifo_at_the_files_name_never_blocks_and_no_line_is_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, planted: str) -> None:
+    caplog.set_level(logging.INFO, logger="faro.export")
+    with EventExporter(tmp_path / "out") as exp:
+        path = exp.path
+        exp.export(make_event("one"))
+        path.unlink()  # removed, and a FIFO (or a link to one) planted at its name
+        fifo = path if planted == "fifo" else tmp_path / "fifo"
+        os.mkfifo(fifo)
+        if fifo != path:
+            path.symlink_to(fifo)
+        assert call_bounded(lambda: exp.export(make_event("two")), fifo) is True
+        assert (exp.errors, exp.refused) == (0, 1)
+        assert exp.path != path and NAME_RE.fullmatch(exp.path.name)
+        assert exp.path.parent == path.parent
+        assert [r["name"] for r in lines_of(exp.path)] == ["two"]
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+        assert os.path.islink(path) == (planted != "fifo")
+        warnings = warnings_of(caplog)
+        assert len(warnings) == 1, warnings
+        kind = "a FIFO" if planted == "fifo" else "a symbolic link"
+        assert f"{path} is {kind}, not a regular file" in warnings[0]
+        assert str(exp.path) in warnings[0]
+        assert blocking(fd_of(exp.path))  # O_NONBLOCK is cleared on the regular file
+        exp.export(make_event("three"))
+        assert [r["name"] for r in lines_of(exp.path)] == ["two", "three"]
+        assert mode(exp.path) == 0o600
+    assert not [r for r in export_records(caplog) if r.levelno == logging.ERROR]
+
+
+def test_a_symlink_at_the_files_name_after_a_rotation_is_never_followed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with EventExporter(tmp_path / "out", max_bytes=3 * line_size(), backups=2) as exp:
+        for i in range(4):
+            exp.export(make_event(f"cm-{i:03d}"))  # .1 holds three lines, the file one
+        path = exp.path
+        assert [r["name"] for r in lines_of(Path(f"{path}.1"))] == ["cm-000", "cm-001", "cm-002"]
+        # The current file is moved out of the directory and a symlink to it takes its name:
+        # the exporter's own file, but faro no longer decides where it is.
+        target = tmp_path / "elsewhere.json"
+        path.rename(target)
+        path.symlink_to(target)
+        exp.export(make_event("after"))
+        assert [r["name"] for r in lines_of(target)] == ["cm-003"]  # no line through the link
+        assert path.is_symlink() and exp.path != path
+        assert [r["name"] for r in lines_of(exp.path)] == ["after"]
+        assert (exp.errors, exp.refused) == (0, 1)
+        warnings = warnings_of(caplog)
+        assert len(warnings) == 1 and f"{path} is a symbolic link" in warnings[0], warnings
+
+
+def test_a_directory_at_the_files_name_loses_no_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with EventExporter(tmp_path) as exp:
+        path = exp.path
+        exp.export(make_event("one"))
+        path.unlink()
+        path.mkdir()
+        assert exp.export(make_event("two")) is True
+        assert exp.export(make_event("three")) is True
+        assert (exp.errors, exp.refused) == (0, 1)
+        assert path.is_dir() and list(path.iterdir()) == []
+        assert [r["name"] for r in lines_of(exp.path)] == ["two", "three"]
+        warnings = warnings_of(caplog)
+        assert len(warnings) == 1 and f"{path} is a directory" in warnings[0], warnings
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,13 +3,18 @@ close() undoing exactly what it did."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import re
+import stat
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +27,7 @@ EVENT_LINE = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z INFO faro\.events: "
     r"CONFIG \[ADDED\] v1/configmaps default/web \(UID: 1234\)")
 LOG_NAME = re.compile(r"faro-(\d{8}-\d{6})(_\d{4})?\.log")
+T = TypeVar("T")
 
 
 def config(tmp_path: Path, level: str = "info") -> Config:
@@ -207,3 +213,106 @@ def test_repr_and_type(tmp_path: Path) -> None:
     assert "INFO" in repr(setup)
     setup.close()
     assert "closed" in repr(setup)
+
+
+# ---------------------------------------------------------------------------------------------
+# The log file: 0600, and never a file someone else put at its name
+# ---------------------------------------------------------------------------------------------
+
+needs_fifos = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+
+DEADLINE = 10.0  # seconds; setting up logging or writing a line takes milliseconds
+
+
+def call_bounded(function: Callable[[], T], fifo: Path | Callable[[], Path]) -> T:
+    """``function()`` in a thread; fails if it is still running after DEADLINE seconds.
+
+    A call blocked opening ``fifo`` (or the path ``fifo()`` returns) for writing is released
+    first (by opening it for reading), so that a regression fails the test instead of hanging.
+    """
+    results: list[T] = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(function())
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, name="bounded call", daemon=True)
+    thread.start()
+    thread.join(DEADLINE)
+    if thread.is_alive():
+        if callable(fifo):
+            fifo = fifo()
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # releases a blocked writer
+        try:
+            thread.join(DEADLINE)
+        finally:
+            os.close(reader)
+        pytest.fail(f"blocked for {DEADLINE} s on the FIFO {fifo}")
+    if raised:
+        raise raised[0]
+    return results[0]
+
+
+def file_handler_of(setup: LoggingSetup) -> logging.FileHandler:
+    (handler,) = [h for h in setup.handlers if isinstance(h, logging.FileHandler)]
+    return handler
+
+
+def plant(planted: str, path: Path, victim: Path) -> Path:
+    """Put a symlink to ``victim``, a FIFO or a directory at ``path``; returns the FIFO."""
+    fifo = path.parent / "fifo"
+    if planted == "symlink":
+        path.symlink_to(victim)
+    elif planted == "fifo":
+        os.mkfifo(path)
+        fifo = path
+    else:
+        path.mkdir()
+    return fifo
+
+
+def planted_kind(path: Path) -> str:
+    if path.is_symlink():
+        return "symlink"
+    if stat.S_ISFIFO(path.stat().st_mode):
+        return "fifo"
+    return "directory" if path.is_dir() and not list(path.iterdir()) else "something else"
+
+
+@pytest.mark.parametrize("umask", [0, 0o022], ids=["umask 000", "umask 022"])
+def test_the_log_file_is_0600_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        setup = setup_logging(config(tmp_path), console=io.StringIO())
+    finally:
+        os.umask(previous)
+    with setup:
+        logging.getLogger("faro.controller").warning("a line")
+        assert oct(stat.S_IMODE(setup.log_file.stat().st_mode)) == oct(0o600)
+        stream = file_handler_of(setup).stream
+        if hasattr(os, "get_blocking"):
+            assert os.get_blocking(stream.fileno())  # O_NONBLOCK cleared on the regular file
+    assert setup.log_file.read_text(encoding="utf-8").endswith("a line\n")
+
+
+@needs_fifos
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "directory"])
+def test_a_closed_setup_never_opens_its_files_name_again(tmp_path: Path, planted: str) -> None:
+    victim = tmp_path / "victim.log"
+    victim.write_bytes(b"")
+    setup = setup_logging(config(tmp_path), console=io.StringIO())
+    handler = file_handler_of(setup)
+    setup.close()
+    setup.log_file.unlink()
+    fifo = plant(planted, setup.log_file, victim)
+    # A thread that took the handler just before close() logs one more line.
+    record = logging.LogRecord("faro.controller", logging.WARNING, __file__, 1, "late", (), None)
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        call_bounded(lambda: handler.handle(record), fifo)
+    assert victim.read_bytes() == b""
+    assert planted_kind(setup.log_file) == planted
+    assert stderr.getvalue() == ""  # no "--- Logging error ---" either
