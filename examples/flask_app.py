@@ -8,8 +8,10 @@ returns once the informers run; faro's threads do the rest). A handler keeps the
   a line of faro's JSON export: ``faro.event_record``);
 - ``GET /healthz``: 200 while ``controller.is_ready()``, 503 otherwise.
 
-The controller stops when the process exits (``atexit``) and on Ctrl-C (SIGINT) or
-SIGTERM, which also stop the server. Needs Flask: ``pip install flask``.
+The controller stops when the process exits, however it ends (faro's exit hook delivers
+what is queued first, for at most the controller's ``exit_timeout``; the ``atexit``
+registration below says so explicitly), and on Ctrl-C (SIGINT) or SIGTERM, which also stop
+the server. Needs Flask: ``pip install flask``.
 
 Try it against faro's simulated API server. In one terminal::
 
@@ -44,8 +46,7 @@ Django: start the controller in your app's ``AppConfig.ready()``, once per proce
                 return
             controller = Controller(KubernetesClient.from_environment(), load_config(...))
             controller.add_event_handler(...)
-            controller.start()
-            atexit.register(controller.stop)
+            controller.start()  # stopped when the process exits (docs/embedding.md)
 """
 
 from __future__ import annotations
@@ -103,12 +104,16 @@ class RecentEvents:
 
 def start_faro(client: KubernetesClient, config: Config, max_events: int
                ) -> tuple[Controller, RecentEvents]:
-    """Start a controller on background threads; it is stopped at interpreter exit."""
+    """Start a controller on background threads; it is stopped at interpreter exit.
+
+    faro's exit hook stops it whatever ends the process; the ``atexit`` registration is
+    optional (harmless: the hook has stopped it by the time ``atexit`` runs).
+    """
     controller = Controller(client, config, name="faro-flask")
     recent = RecentEvents(max_events)
     controller.add_event_handler(recent)  # before start(): also the existing objects
     controller.start()  # returns once the informers run; raises FaroError if it cannot
-    atexit.register(controller.stop)  # idempotent: harmless after an explicit stop()
+    atexit.register(controller.stop)  # optional; idempotent: harmless after any stop
     return controller, recent
 
 

@@ -19,7 +19,6 @@ Nothing here is public; :class:`faro.controller.Controller` owns one.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 from collections import deque
@@ -105,9 +104,10 @@ class Delivery:
     retried. ``clock`` times retries and stamps events (``timestamp``).
 
     Threading: :meth:`push` from any thread; handlers run on ``workers``
-    threads of a ThreadPoolExecutor started by :meth:`start`. Handlers and
-    middlewares may be added at any time (copy-on-write tuples); an event
-    already buffered is offered to handlers added before it is delivered.
+    daemon threads (``<name>-worker_N``) started by :meth:`start`: they never keep the
+    interpreter alive, and :meth:`stop` (the controller's, at the latest at interpreter
+    exit) ends them. Handlers and middlewares may be added at any time (copy-on-write
+    tuples); an event already buffered is offered to handlers added before it is delivered.
     """
 
     def __init__(self, *, name: str, workers: int, max_retries: int,
@@ -128,8 +128,9 @@ class Delivery:
         self._handlers: tuple[Callee, ...] = ()
         self._middlewares: tuple[Callee, ...] = ()
         self._observers = tuple(observers)
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
         self._exited: dict[int, threading.Event] = {}  # worker thread ident -> its loop ended
+        self._working = 0  # worker loops running; the last to end counts what is left
         self._busy: dict[int, tuple[Callee, MatchedEvent, float]] = {}
         self._retrying: set[ObjectKey] = set()  # objects the rate limiter tracks
 
@@ -188,47 +189,56 @@ class Delivery:
 
     def start(self) -> None:
         """Start the worker threads (once)."""
-        if self._executor is not None:
-            raise RuntimeError("delivery already started")
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.workers, thread_name_prefix=f"{self.name}-worker")
-        started = [threading.Event() for _ in range(self.workers)]
-        for event in started:
-            self._executor.submit(self._work, event)
+        with self._lock:
+            if self._threads:
+                raise RuntimeError("delivery already started")
+            started = [threading.Event() for _ in range(self.workers)]
+            self._working = self.workers
+            self._threads = [
+                threading.Thread(target=self._work, args=(event,), daemon=True,
+                                 name=f"{self.name}-worker_{index}")
+                for index, event in enumerate(started)]
+        for thread in self._threads:
+            thread.start()
         for event in started:
             event.wait()
 
     def stop(self, timeout: float | None) -> bool:
         """Deliver what is queued, then end the workers; True if they all ended in time.
 
-        Events waiting for a retry are not waited for (they are counted and
-        logged as undelivered). Called on a worker thread (from a handler), it
-        does not wait for that worker.
+        Events waiting for a retry are not waited for: when the last worker ends, the
+        events still buffered (those, and only those) are counted and logged as
+        undelivered. Called on a worker thread (from a handler), it does not wait for
+        that worker, which delivers the rest of its object's events when the handler
+        returns. Idempotent, and safe to call from several threads at once.
         """
         self._queue.shut_down()
         deadline = None if timeout is None else self._clock.now() + timeout
-        current = threading.get_ident()
+        current = threading.current_thread()
         finished = True
-        for ident, exited in self._exited.items():
-            if ident == current:
+        for thread in self._threads:
+            if thread is current:
                 continue  # a handler stopping its own controller: do not wait for ourselves
+            exited = self._exited.get(thread.ident or 0)
             remaining = None if deadline is None else max(0.0, deadline - self._clock.now())
-            finished = exited.wait(remaining) and finished
-        if self._executor is not None:
-            # Join the pool's threads when their loops all ended (they end at once then).
-            self._executor.shutdown(wait=finished and current not in self._exited,
-                                    cancel_futures=True)
+            if exited is not None and exited.wait(remaining):
+                thread.join()  # its loop has returned: the thread is ending now
+            finished = finished and not thread.is_alive()
+        if not self._threads:  # never started: nothing delivers what was pushed
+            self._report_undelivered()
         if not finished:
             for busy in self.busy():
                 logger.error(
                     "stop: handler %s is still running for %s %s (for %.1fs); its worker "
-                    "thread is left behind", busy.callee, busy.gvr, busy.key,
+                    "thread (a daemon) is left behind", busy.callee, busy.gvr, busy.key,
                     self._clock.now() - busy.since)
-            return False
+        return finished
+
+    def _report_undelivered(self) -> None:
         left = self.pending_events()
         if left:
-            logger.warning("stop: %d events were not delivered (waiting for a retry)", left)
-        return True
+            logger.warning("stop: %s not delivered (waiting for a retry)",
+                           "1 event was" if left == 1 else f"{left} events were")
 
     # -------------------------------------------------------------- workers
 
@@ -250,6 +260,11 @@ class Delivery:
                     self._queue.done(key)
         finally:
             self._busy.pop(ident, None)
+            with self._lock:
+                self._working -= 1
+                last = self._working == 0
+            if last:  # the queue is shut down and empty: what is left stays undelivered
+                self._report_undelivered()
             exited.set()
 
     def _drain(self, key: ObjectKey) -> None:

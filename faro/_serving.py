@@ -9,12 +9,14 @@ discovery. Every change the watchers see calls ``on_change`` (on the watcher's t
 It also tells which entries name a resource that can never exist (:meth:`Serving.check`)
 and why a stopped informer's objects are gone (:meth:`Serving.gone`).
 
-Not thread-safe by itself: the controller calls it under its lock (``on_change`` excepted).
+Not thread-safe by itself: the controller calls it under its lock (``on_change`` excepted),
+but for :meth:`Serving.interrupt` and :meth:`Serving.watchers`, which any thread may call.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 
 from faro._names import KubeObject
@@ -57,6 +59,7 @@ class Serving:
         self._started: dict[SharedInformer, float] = {}  # watcher -> when it started
         self._builtin: dict[GroupVersionResource, Served] = {}  # found once: fixed
         self._crd_groups: set[str] = set()  # groups seen defined by a CRD
+        self._interrupted = threading.Event()  # the controller stops: no more watchers
 
     @property
     def _discovery(self) -> Discovery:
@@ -64,7 +67,18 @@ class Serving:
 
     def watchers(self) -> list[tuple[SharedInformer, float]]:
         """The running watchers, each with when it started (wall-clock seconds)."""
-        return list(self._started.items())
+        return list(self._started.items())  # a copy of a dict is atomic under the GIL
+
+    def interrupt(self) -> None:
+        """Ask every watcher to stop (without waiting for it) and start no more (any thread).
+
+        For the controller's stop: an :meth:`ensure_watchers` waiting for a watcher's first
+        list (the controller's start) returns at once. The caller still waits for the
+        watchers' threads (:meth:`watchers`).
+        """
+        self._interrupted.set()
+        for watcher in list(self._started):
+            watcher.stop(timeout=0)
 
     # ------------------------------------------------------------------ checks
 
@@ -107,11 +121,13 @@ class Serving:
 
     def ensure_watchers(self, configs: Iterable[NormalizedConfig]) -> None:
         """Start the CRD and namespace watchers ``configs`` need and wait for their first
-        list (bounded by :data:`WATCHER_SYNC_TIMEOUT`)."""
+        list (bounded by :data:`WATCHER_SYNC_TIMEOUT`; none after :meth:`interrupt`)."""
         configs = list(configs)
-        if self._crds is None and any(c.gvr not in self._builtin for c in configs):
+        if self._crds is None and any(c.gvr not in self._builtin for c in configs) and \
+                not self._interrupted.is_set():
             self._crds = self._watch(CRDS)
-        if self._namespaces is None and any(c.namespace_pattern is not None for c in configs):
+        if self._namespaces is None and any(c.namespace_pattern is not None for c in configs) \
+                and not self._interrupted.is_set():
             self._namespaces = self._watch(NAMESPACES)
 
     def _watch(self, gvr: GroupVersionResource) -> SharedInformer:
@@ -124,8 +140,15 @@ class Serving:
         self._started[watcher] = self._clock.time()
         watcher.start()
         self._metrics.track_informer(watcher)
-        # The plan depends on what it holds: wait for its first list (bounded).
-        if not watcher.wait_for_sync(timeout=WATCHER_SYNC_TIMEOUT):
+        if self._interrupted.is_set():  # interrupt() may have listed the watchers before
+            watcher.stop(timeout=0)
+            return watcher
+        # The plan depends on what it holds: wait for its first list (bounded; interrupt()
+        # ends the wait).
+        logger.debug("controller %s: waiting for the first list of %s (at most %.0f s)",
+                     self._name, gvr, WATCHER_SYNC_TIMEOUT)
+        if not watcher.wait_for_sync(timeout=WATCHER_SYNC_TIMEOUT) and \
+                not self._interrupted.is_set():
             logger.warning("controller %s: %s did not sync in %.0f s (health: %s); the "
                            "informers that depend on it start when it does", self._name, gvr,
                            WATCHER_SYNC_TIMEOUT, watcher.health().last_error)

@@ -18,12 +18,31 @@ The controller itself sequences start and stop and re-plans, on one thread, when
 cluster changes (namespaces matching a pattern come and go, CRDs are installed, changed
 and deleted) or resources are added or removed. docs/architecture.md states the delivery
 contract; docs/controller.md shows the API in use.
+
+Exit: every thread a controller starts is a daemon, so none keeps the interpreter alive. A
+program that ends without :meth:`Controller.stop` (main returned or raised) has its running
+controllers stopped by an interpreter-exit hook, each with a short bounded drain
+(``exit_timeout``) that delivers what is queued. The hook is registered once, at import,
+with ``threading._register_atexit`` (``atexit`` where that does not exist): it runs when the
+main thread ends, before the interpreter joins the program's non-daemon threads, so a
+non-daemon thread of the program blocked in :meth:`Controller.run` (or waiting for the
+controller) is released instead of keeping the process alive for ever; ``atexit`` callbacks
+run only after those joins. It also runs before the program's own ``atexit`` callbacks, so an
+``atexit.register(controller.stop)`` finds the controller stopped, and logging still works.
+The running controllers are found in :data:`_RUNNING`, a weak set (the only process-wide
+state: a controller is in it from the beginning of its start to the beginning of its stop).
+docs/embedding.md shows the patterns.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -51,7 +70,12 @@ logger = logging.getLogger("faro.controller")
 event_logger = logging.getLogger("faro.events")
 """One INFO line per matched event (after the middlewares), as the Go original logs them."""
 
-__all__ = ["ActiveInformers", "Controller"]
+__all__ = ["EXIT_TIMEOUT", "ActiveInformers", "Controller"]
+
+EXIT_TIMEOUT = 5.0
+"""Default seconds a controller's stop gets when the program ends without ``stop()``
+(interpreter exit), when :meth:`Controller.run` is interrupted (Ctrl-C), and when a ``with``
+block is left by an exception: the ``exit_timeout`` of :class:`Controller`."""
 
 
 class ActiveInformers(NamedTuple):
@@ -77,9 +101,16 @@ class Controller:
     Threading: every method may be called from any thread, handlers included
     (a handler may call :meth:`add_resources` or :meth:`stop`). Handlers run on
     ``config.workers`` worker threads; informers each on their own thread; one
-    more thread reacts to namespaces and CRDs and one waits for readiness. The
-    controller installs no signal handler and keeps no global state: two
-    controllers in one process are independent.
+    more thread reacts to namespaces and CRDs and one waits for readiness. Every
+    one is a daemon thread. The controller installs no signal handler and keeps
+    no global state but a weak set of the running controllers: two controllers
+    in one process are independent.
+
+    Exit: a program that ends without :meth:`stop` (its main code returned or
+    raised) exits all the same: an interpreter-exit hook stops every running
+    controller, delivering what is queued for at most ``exit_timeout`` seconds
+    (default :data:`EXIT_TIMEOUT`). :meth:`run` interrupted by Ctrl-C
+    (KeyboardInterrupt) stops the controller likewise and raises again.
 
     Delivery (see docs/architecture.md): every event that passes the filters
     reaches every handler, per object in resourceVersion order; two workers
@@ -89,7 +120,13 @@ class Controller:
 
     def __init__(self, client: KubernetesClient | ApiClient, config: Config, *,
                  metrics: ControllerMetrics | None = None, clock: Clock | None = None,
-                 name: str = "faro") -> None:
+                 name: str = "faro", exit_timeout: float = EXIT_TIMEOUT) -> None:
+        if not 0 <= exit_timeout < float("inf"):
+            raise ValueError(f"exit_timeout must be a number of seconds >= 0, "
+                             f"got {exit_timeout!r}")
+        self.exit_timeout = exit_timeout
+        """Seconds :meth:`stop` gets when the program ends without it (interpreter exit),
+        when :meth:`run` is interrupted, and when a ``with`` block is left by an exception."""
         self._clock: Clock = clock if clock is not None else RealClock()
         self.client = client if isinstance(client, KubernetesClient) else \
             KubernetesClient(client, clock=self._clock)
@@ -99,7 +136,7 @@ class Controller:
         self._lock = threading.RLock()  # state below; reconcile holds it while it works
         self._entries = Entries(config.normalized)
         self._warned: set[NormalizedConfig] = set()  # plan warnings logged
-        self._state = "new"  # new -> started -> stopped
+        self._state = "new"  # new -> starting -> started -> stopped (starting -> new: failed)
         self._threads: list[threading.Thread] = []
         self._server: MetricsServer | None = None
         self._export = _JSONExport(config, self.metrics, self._clock)
@@ -284,47 +321,104 @@ class Controller:
         cannot be reached, and RuntimeError when called twice. Resources of
         CRDs that are not installed yet are not an error: their informers start
         when the CRD is Established.
+
+        :meth:`stop` may be called while it runs (from another thread, or a
+        signal handler): then start returns early, without an error, and the
+        controller is stopped. It does not wait for the cluster's answers meanwhile:
+        discovery runs without the controller's lock, and the wait for the CRD and
+        namespace watchers' first lists ends at the stop.
         """
         with self._lock:
             if self._state != "new":
                 raise RuntimeError(f"{self!r} was already started")
-            self._start_server()
+            self._state = "starting"
+            with _RUNNING_LOCK:  # from here the exit hook stops it (a start ends early)
+                _RUNNING.add(self)
             try:
+                self._start_server()
                 self._export.open()
                 self._entries.commit()
-                errors = self._serving.check(self._entries.watched)
-                if errors:
-                    raise _unservable(self.config.source, errors)
+                watched = self._entries.watched
             except BaseException:
-                self._stop_server(forget=True)
-                self._export.close()
+                self._abandon_start()
                 raise
+        # The slow part, without the lock: stop() need not wait for the cluster's answer.
+        logger.debug("controller %s: reading the cluster's resources (discovery)", self.name)
+        try:
+            errors = self._serving.check(watched)
+        except BaseException as error:
+            with self._lock:
+                stopped = self._state != "starting"
+                if not stopped:
+                    self._abandon_start()
+            if stopped and isinstance(error, Exception):
+                logger.debug("controller %s: stopped while starting (%s)", self.name, error)
+                self._close_stopped_start()
+                return
+            raise
+        failure: BaseException | None = None
+        with self._lock:
+            if self._state != "starting":  # stop() was called meanwhile and closed the rest
+                logger.info("controller %s: stopped while starting", self.name)
+                self._close_stopped_start()
+                return
+            if errors:
+                self._abandon_start()
+                raise _unservable(self.config.source, errors)
             self._state = "started"
             self._health.mark_started()
             try:
                 self._delivery.start()
+                # Waits for the watchers' first lists; a stop() (Serving.interrupt) ends it.
                 self._serving.ensure_watchers(self._entries.watched)
-                self._reconcile()
-                initial = [watched.informer for watched in self._running()]
-                self._health.watch_thread("manager", self._spawn(self._manage, "changes"))
-                self._spawn(lambda: self._health.await_ready(initial), "ready")
-            except BaseException:
-                self._state = "new"
-                self.stop()
-                raise
+                if not self._health.stopped:
+                    self._reconcile()
+                    initial = [watched.informer for watched in self._running()]
+                    self._health.watch_thread("manager", self._spawn(self._manage, "changes"))
+                    self._spawn(lambda: self._health.await_ready(initial), "ready")
+            except BaseException as error:
+                failure = error
+        if failure is not None:  # stopped without the lock: stop() joins threads that take it
+            self.stop(self.exit_timeout)
+            raise failure
+        if self._health.stopped:  # stop() was called meanwhile: it does the rest
+            logger.info("controller %s: stopped while starting", self.name)
+            return
         logger.info("controller %s started: %d informers", self.name, len(self._streams))
+
+    def _close_stopped_start(self) -> None:
+        """What a start stopped early may have opened after the stop closed it (a stop()
+        from a signal handler on the starting thread, while the lock was held)."""
+        self._export.close()
+        self._stop_server()
+
+    def _abandon_start(self) -> None:
+        """Undo the first steps of a start that failed (lock held): it may be started again."""
+        self._state = "new"
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self)
+        self._stop_server(forget=True)
+        self._export.close()
 
     def run(self) -> None:
         """Start (unless started), then block until :meth:`stop` or ``auto_shutdown_sec``.
 
         After ``auto_shutdown_sec`` seconds (when it is not 0) it stops the
-        controller itself. Raises what :meth:`start` raises.
+        controller itself. Raises what :meth:`start` raises. Interrupted (Ctrl-C's
+        KeyboardInterrupt, or any exception a signal handler raises), it stops the
+        controller, delivering what is queued for at most ``exit_timeout`` seconds,
+        and raises the exception again.
         """
-        if self._state == "new":
-            self.start()
-        limit = self.config.auto_shutdown_sec
-        if self._health.wait_stopped(limit if limit > 0 else None):
-            return
+        try:
+            if self._state == "new":
+                self.start()
+            limit = self.config.auto_shutdown_sec
+            if self._health.wait_stopped(limit if limit > 0 else None):
+                return
+        except BaseException:
+            if self._state != "new":  # a start that failed has undone itself
+                self.stop(self.exit_timeout)
+            raise
         logger.info("controller %s: auto shutdown after %ss", self.name, limit)
         self.stop()
 
@@ -334,9 +428,10 @@ class Controller:
         Waits at most ``timeout`` seconds in all (None: no limit). The metrics
         server stops last (until then /healthz and /readyz answer 503). Returns True
         if every thread ended in time; otherwise False, after logging which
-        handler is still running for which object (its worker thread is left
-        behind). Events waiting for a retry are not delivered (logged). Safe to
-        call from a handler (it does not wait for the worker it runs on).
+        handler is still running for which object (its worker thread, a daemon, is
+        left behind). Events waiting for a retry are not delivered (logged). Safe to
+        call from a handler (it does not wait for the worker it runs on), and while
+        :meth:`start` runs on another thread (start then returns early).
         """
         now = self._clock.now
         deadline = None if timeout is None else now() + timeout
@@ -344,11 +439,37 @@ class Controller:
         def remaining() -> float | None:
             return None if deadline is None else max(0.0, deadline - now())
 
-        with self._lock:
-            first = self._health.mark_stopped()
+        first = self._health.mark_stopped()  # start() and run() see it without the lock
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self)
+        self._changes.shut_down()
+        self._serving.interrupt()  # ends a start() waiting for the watchers' first lists
+        wait = remaining()
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            # A re-plan (or add_resources) is waiting for the API server's answer.
+            logger.warning("controller %s: stop() timed out waiting for a change of informers "
+                           "that is waiting for the API server; the stop goes on when it "
+                           "returns", self.name)
+            self._stop_later(first)
+            return False
+        return self._stop_locked(first, remaining)
+
+    def _stop_later(self, first: bool) -> None:
+        """Finish the stop on a daemon thread once the lock is free (stop() timed out)."""
+        def finish() -> None:
+            self._lock.acquire()
+            self._stop_locked(first, lambda: None)
+        # RuntimeError: the interpreter is shutting down; nothing is left to finish for.
+        with contextlib.suppress(RuntimeError):
+            threading.Thread(target=finish, name=f"{self.name}-stop", daemon=True).start()
+
+    def _stop_locked(self, first: bool, remaining: Callable[[], float | None]) -> bool:
+        """The stop, called with the lock held (released here, before any waiting)."""
+        try:
             self._state = "stopped"
-            self._changes.shut_down()
             informers = self._streams.take_all() + [w for w, _ in self._serving.watchers()]
+        finally:
+            self._lock.release()
         finished = _stop_together(informers, remaining)
         for informer in informers:
             self.metrics.retire_informer(informer)
@@ -370,7 +491,8 @@ class Controller:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.stop()
+        """Stop: with the default 30 s, or ``exit_timeout`` when the block raised."""
+        self.stop() if exc_type is None else self.stop(self.exit_timeout)
 
     # -------------------------------------------------------- threads, server, export
 
@@ -433,6 +555,51 @@ class Controller:
                 self._warned.add(warning.config)
                 logger.warning("%s: %s", warning.config.source, warning.message)
         self._streams.apply(plan, entries)
+
+
+_RUNNING: weakref.WeakSet[Controller] = weakref.WeakSet()
+"""The controllers started and not yet stopped: what the interpreter-exit hook stops.
+
+faro's only process-wide state. Weak: it keeps no controller alive (a running one is kept
+alive by its own threads anyway); a controller enters it when its start begins (a start
+still under way then returns early) and leaves it when its stop begins (or its start
+fails), so the hook never stops one twice, nor one being stopped.
+"""
+_RUNNING_LOCK = threading.Lock()
+
+
+def _stop_running_controllers() -> None:
+    """The interpreter-exit hook: stop every running controller, with its exit drain.
+
+    All of them together take at most the longest ``exit_timeout``. A Ctrl-C during the
+    drain ends it (the remaining controllers' daemon threads end with the interpreter).
+    """
+    with _RUNNING_LOCK:
+        controllers = list(_RUNNING)
+    began = time.monotonic()
+    for controller in controllers:
+        timeout = max(0.0, began + controller.exit_timeout - time.monotonic())
+        logger.info("controller %s: the program is ending without stop(): stopping, "
+                    "delivering what is queued for at most %.3g s", controller.name, timeout)
+        try:
+            controller.stop(timeout)
+        except KeyboardInterrupt:
+            return
+        except Exception:
+            logger.exception("controller %s: stopping at exit failed", controller.name)
+
+
+def _forget_running_controllers() -> None:
+    """After a fork, in the child: the parent's controllers have no threads here."""
+    _RUNNING.clear()
+
+
+# Before the interpreter joins non-daemon threads (see the module docstring); Python 3.9+
+# has it everywhere, atexit is the fallback.
+_register_exit_hook = getattr(threading, "_register_atexit", atexit.register)
+_register_exit_hook(_stop_running_controllers)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_running_controllers)
 
 
 def _log_event(event: MatchedEvent) -> None:

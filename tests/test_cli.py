@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -962,7 +963,7 @@ def test_a_second_signal_while_stopping_exits_at_once(
     tmp_path: Path, cluster: SimulatedCluster, faro_runs: list[FaroRun],
 ) -> None:
     """A handler that never returns makes stop() wait its 30 s for the worker; a second
-    signal must not: it exits with 1 at once (worker threads are not daemons)."""
+    signal must not: it exits with 1 at once."""
     namespace = new_namespace(cluster, "cli-slow")
     watch_config(tmp_path, namespace)
     run = FaroRun(tmp_path, "--config", "config.yaml", "--kubeconfig", cluster.kubeconfig_path,
@@ -998,6 +999,44 @@ def test_run_ends_with_exit_0_when_a_handler_stops_the_controller(
     assert code == 0
     assert any("the controller was stopped (by a handler)" in line for line in lines)
     assert "faro stopped" in lines[-1]
+    # The event whose handler called stop() was delivered: nothing was lost.
+    assert not any("not delivered" in line for line in lines), lines
+
+
+START_UP_STOP = 6.0  # seconds from a signal during start-up to the exit
+
+
+@pytest.mark.parametrize(("stage", "signum"), [("discovery", signal.SIGTERM),
+                                               ("first list", signal.SIGINT)])
+def test_a_signal_during_start_up_stops_faro_without_waiting_for_the_start(
+    stage: str, signum: signal.Signals, tmp_path: Path, faro_runs: list[FaroRun],
+) -> None:
+    """Start-up may wait long for the cluster: discovery for its read timeout (30 s), the
+    namespace watcher for its first list (10 s). A signal then stops faro at once, exit 0."""
+    with SimulatedCluster(tls=False) as sim:
+        if stage == "discovery":
+            sim.delay(60, path=r"^/apis$")  # the discovery of API groups: slow
+            watch_config(tmp_path, "default")
+            waiting = "reading the cluster's resources (discovery)"
+        else:  # a namespace pattern needs the namespace watcher: its lists keep failing
+            sim.fail_next(1_000_000, path=r"^/api/v1/namespaces\?")
+            watch_config(tmp_path, "team-.*")
+            waiting = "waiting for the first list of v1/namespaces"
+        run = FaroRun(tmp_path, "run", "--config", "config.yaml", "--kubeconfig",
+                      sim.kubeconfig_path, "--log-level", "debug")
+        faro_runs.append(run)
+        run.line(waiting, timeout=STARTUP)
+        run.signal(signum)
+        signalled = time.monotonic()
+        code, lines = run.finish(timeout=STOP)
+        elapsed = time.monotonic() - signalled
+        sim.clear_faults()
+
+    assert code == 0, "\n".join(lines)
+    assert elapsed < START_UP_STOP, "\n".join(lines)
+    assert any(f"received {signum.name} while starting: stopping" in line for line in lines)
+    assert "INFO faro.cli: faro stopped" in lines[-1]
+    assert not any("faro is ready" in line or "Traceback" in line for line in lines)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")

@@ -11,11 +11,13 @@ The contract:
   invalid configuration, one line per problem (:func:`config_error_lines`, after a count
   line when there are several), exit 2; :func:`unexpected` is for a bug:
   one line on stderr, the traceback in the log file; :func:`exit_at_once` logs, flushes and
-  ``os._exit``\\ s (worker threads are not daemons: a normal exit would wait for them);
+  ``os._exit``\\ s (a handler that never returns, or a request that does not, must not
+  hold the exit up);
 - signals: only the command installs handlers (:class:`Shutdown`: the first SIGINT or
   SIGTERM asks for a stop, the next exits at once), never the library; threads started
   inside :func:`signals_to_main_thread` block both signals, so the kernel delivers them to
-  the main thread, the only one where Python runs handlers;
+  the main thread, the only one where Python runs handlers; :class:`Starting` runs a
+  controller's start on such a thread, so that a signal is acted on during start-up too;
 - logging: :func:`setup_logging` for the commands that run faro (console and log file),
   :func:`console_warnings` (``faro: warning: ...`` on stderr) for the others.
 
@@ -82,8 +84,8 @@ class Shutdown:
 
     The handler only records the signal (it runs between two bytecodes of the main thread,
     which may hold any lock); the main thread polls for it while it waits. A second signal
-    exits at once with :func:`exit_at_once`: worker threads are not daemons, so raising
-    SystemExit would leave the interpreter waiting for them.
+    exits at once with :func:`exit_at_once`: raising SystemExit in the main thread, wherever
+    it is, would not end a stop that waits for a handler.
     """
 
     def __init__(self) -> None:
@@ -126,6 +128,48 @@ class Shutdown:
         return True
 
 
+class Starting:
+    """``start()`` on a thread of its own, while the main thread waits for it or a signal.
+
+    A controller's start may wait long for the cluster (discovery, the first lists of the
+    CRD and namespace watchers). Run in the main thread with the signals blocked, it would
+    keep a SIGINT or SIGTERM pending until it ended; here the thread blocks them (so do the
+    threads it starts: faro's), and the main thread takes them (:meth:`wait`). The thread is
+    a daemon: a start abandoned in a request does not hold the exit up.
+    """
+
+    def __init__(self, start: Callable[[], object], name: str = "faro-start") -> None:
+        self._start = start
+        self._done = threading.Event()
+        self.error: BaseException | None = None
+        with signals_to_main_thread():
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._start()
+        except BaseException as error:  # handed to the main thread by result()
+            self.error = error
+        finally:
+            self._done.set()
+
+    def wait(self, shutdown: Shutdown) -> bool:
+        """Wait until the start ended (True; a signal meanwhile stays in ``shutdown``) or a
+        signal came while it goes on (False)."""
+        shutdown.wait(None, until=self._done.is_set)
+        return self._done.is_set()
+
+    def result(self) -> None:
+        """Raise what the start raised (after :meth:`wait` returned True)."""
+        if self.error is not None:
+            raise self.error
+
+    def ended(self, timeout: float) -> bool:
+        """Whether the start has returned, waiting at most ``timeout`` seconds for it."""
+        return self._done.wait(timeout)
+
+
 # ---------------------------------------------------------------------------- exiting
 
 
@@ -141,14 +185,16 @@ def handlers_of(log: logging.Logger) -> list[logging.Handler]:
     return handlers
 
 
-def exit_at_once(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    """Log ``message``, flush every handler and the standard streams, and ``os._exit(code)``.
+def exit_at_once(message: str, code: int = EXIT_FAILURE, level: int = logging.ERROR
+                 ) -> NoReturn:
+    """Log ``message`` (at ``level``), flush every handler and the standard streams, and
+    ``os._exit(code)``.
 
     Called from a signal handler too, where the interrupted code may be inside a handler:
     their locks are re-entrant for this thread, and waited for at most a second each when
     another thread holds one.
     """
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), None)
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, (), None)
     handlers = handlers_of(logger)
     for handler in handlers:
         if record.levelno < handler.level:

@@ -29,6 +29,7 @@ from faro.cli._process import (
     POLL,
     STOP_TIMEOUT,
     Shutdown,
+    Starting,
     exit_at_once,
     fail,
     fail_config,
@@ -274,8 +275,9 @@ def _demo_run(args: argparse.Namespace, cluster: SimulatedCluster, config: Confi
     controller.set_ready_callback(lambda: announce_ready(controller))
     metrics_url = ""
     try:
-        with signals_to_main_thread():
-            controller.start()
+        starting = Starting(controller.start)  # a signal meanwhile is noticed below
+        if starting.wait(shutdown):
+            starting.result()
         address = controller.metrics_address
         if address is not None:
             metrics_url = f"http://{address[0]}:{address[1]}{config.metrics.path}"

@@ -8,14 +8,17 @@ the cluster unreachable, the metrics port taken, the event file not writable: ex
 ``faro is ready: N informers`` on ``faro.cli`` once every informer has listed, then run
 until the first SIGINT/SIGTERM, ``auto_shutdown_sec`` or a handler's ``stop()``, and stop
 within :data:`~faro.cli._process.STOP_TIMEOUT` (exit 0; 1 when threads are left, or at
-once on a second signal). ``configure`` (see :func:`faro.cli.main`) gets the controller
-after it is built and before it starts.
+once on a second signal). A signal during the start (which may wait long for the cluster)
+is acted on at once: the start runs on a thread of its own (:class:`Starting`) and is
+abandoned if it still waits for the API server once the controller stopped. ``configure``
+(see :func:`faro.cli.main`) gets the controller after it is built and before it starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ from faro.cli._process import (
     EXIT_USAGE,
     STOP_TIMEOUT,
     Shutdown,
+    Starting,
     config_error_lines,
     exit_at_once,
     fail,
@@ -34,7 +38,6 @@ from faro.cli._process import (
     fail_config,
     logger,
     setup_logging,
-    signals_to_main_thread,
     unexpected,
 )
 
@@ -156,7 +159,11 @@ def _serve(config: Config, args: argparse.Namespace, logs: LoggingSetup,
             if configure is not None:
                 configure(controller)
             controller.set_ready_callback(lambda: announce_ready(controller))
-            failed = _start(controller, client)
+            starting = Starting(controller.start)
+            if not starting.wait(shutdown):  # a signal while starting
+                return _stop(controller, shutdown, f"{shutdown.reason} while starting",
+                             starting)
+            failed = _started(controller, client, starting)
             if failed is not None:
                 return failed
             if shutdown.wait(config.auto_shutdown_sec, until=lambda: controller.stopped):
@@ -166,7 +173,7 @@ def _serve(config: Config, args: argparse.Namespace, logs: LoggingSetup,
             else:
                 reason = f"auto shutdown after {config.auto_shutdown_sec:g} s"
             return _stop(controller, shutdown, reason)
-        except BaseException:  # a bug: stop the worker threads, or the exit would wait
+        except BaseException:  # a bug: stop the controller before it is reported
             shutdown.stopping = True
             if not controller.stop(timeout=STOP_TIMEOUT):
                 exit_at_once("faro did not stop after an unexpected error")
@@ -183,8 +190,10 @@ def announce_ready(controller: Controller) -> None:
     logger.info("faro is ready: %d informers%s", active.config_driven + active.dynamic, metrics)
 
 
-def _start(controller: Controller, client: KubernetesClient) -> int | None:
-    """Start the controller; None when it runs, else the exit code (after one error line)."""
+def _started(controller: Controller, client: KubernetesClient, starting: Starting
+             ) -> int | None:
+    """How the start ended: None when the controller runs, else the exit code (after one
+    error line)."""
     import urllib3
 
     from faro.config import ConfigError
@@ -192,8 +201,7 @@ def _start(controller: Controller, client: KubernetesClient) -> int | None:
     from faro.errors import ApiStatusError, FaroError
 
     try:
-        with signals_to_main_thread():
-            controller.start()
+        starting.result()
     except ConfigError as error:  # one line per problem
         messages, code = config_error_lines(error), EXIT_USAGE
     except (DiscoveryError, ApiStatusError, urllib3.exceptions.HTTPError) as error:
@@ -212,14 +220,25 @@ def _start(controller: Controller, client: KubernetesClient) -> int | None:
     return fail_all(messages, code)
 
 
-def _stop(controller: Controller, shutdown: Shutdown, reason: str) -> int:
+START_ABANDON = 1.0
+"""Seconds a start interrupted by a signal gets to return once the controller stopped; one
+still waiting for the API server then (discovery, ...) is abandoned: faro exits at once."""
+
+
+def _stop(controller: Controller, shutdown: Shutdown, reason: str,
+          starting: Starting | None = None) -> int:
     shutdown.stopping = True  # from here a signal exits at once
     logger.info("%s: stopping (waiting up to %g s; a second SIGINT or SIGTERM exits at once)",
                 reason, STOP_TIMEOUT)
     if not controller.stop(timeout=STOP_TIMEOUT):
-        # Worker threads are still running a handler and are not daemons: a normal exit
-        # would wait for them forever.
+        # A handler still runs: the exit would not wait for its (daemon) thread, but this
+        # says so, and the exit code says it did not stop cleanly.
         exit_at_once(f"faro did not stop within {STOP_TIMEOUT:g} s (see above); exiting "
                      "with threads still running")
+    if starting is not None and not starting.ended(START_ABANDON):
+        # Its request (and the threads discovery fans out to) could hold the exit up for
+        # their read timeout: everything faro started is stopped, so exit now.
+        exit_at_once("faro stopped (its start was still waiting for the API server)",
+                     EXIT_OK, logging.INFO)
     logger.info("faro stopped")
     return EXIT_OK

@@ -3,6 +3,7 @@ namespaces and CRDs, runtime resources, readiness and lifecycle."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -354,6 +355,39 @@ def test_run_returns_when_another_thread_stops_it(
     assert controller.stop(DEADLINE)
     runner.join(DEADLINE)
     assert not runner.is_alive()
+
+
+def test_stop_during_a_start_that_waits_for_discovery_returns_at_once_and_the_start_early(
+        cluster: SimulatedCluster, caplog: pytest.LogCaptureFixture) -> None:
+    """Discovery answers slowly: stop() from another thread does not wait for the answer;
+    the start then returns without an error, having started nothing."""
+    before = set(faro_threads())
+    caplog.set_level(logging.DEBUG, logger="faro.controller")
+    cluster.delay(5, path=r"^/apis$")
+    config = Config.from_dict({"resources": [{"gvr": "v1/configmaps"}]})
+    controller = Controller(KubernetesClient(cluster.api_client), config, name="slow")
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            controller.start()
+        except BaseException as error:
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    starter = threading.Thread(target=start, name="test-starter", daemon=True)
+    starter.start()
+    eventually(lambda: any("reading the cluster's resources" in r.getMessage()
+                           for r in caplog.records), what="start() in discovery")
+    asked = time.monotonic()
+    assert controller.stop(DEADLINE)
+    assert time.monotonic() - asked < 2.5  # not the 5 s discovery takes
+
+    starter.join(DEADLINE)
+    assert outcome == [None]
+    assert controller.stopped and controller.informers() == {}
+    assert set(faro_threads()) <= before
 
 
 def test_the_context_manager_starts_and_stops(cluster: SimulatedCluster) -> None:

@@ -3,6 +3,7 @@ new events for the object arrive, and a success resets the object's backoff."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -151,3 +152,35 @@ def test_a_cluster_scoped_stream_ignores_the_namespace_filter(clock: FakeClock) 
         assert d.pending_events() == 1
     finally:
         d.stop(10)
+
+
+def test_stop_from_a_handler_reports_only_the_events_really_left_undelivered(
+        clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    """A handler that stops its own controller is running for an event that is delivered
+    when it returns, as are the events its worker still holds: only an event waiting for a
+    retry (the queue's delayed add is dropped by the stop) is not delivered, and counted."""
+    calls = Calls()
+    calls.failing.add(("a", 1))
+    d = Delivery(name="unit", workers=1, max_retries=3, metrics=ControllerMetrics(),
+                 clock=clock, rate_limiter=ItemExponentialFailureRateLimiter(1.0, 100.0))
+
+    def stopper(ev: MatchedEvent) -> None:
+        if (ev.name, ev.resource_version) == ("b", "1"):
+            d.push(event("b", 2))  # behind b@1 in its buffer, held by this worker
+            assert d.stop(10)  # does not wait for this worker
+
+    d.add_handler(describe_callee(calls, "on_matched"))
+    d.add_handler(describe_callee(stopper, "on_matched"))
+    d.start()
+    caplog.set_level(logging.WARNING, logger="faro.controller")
+    try:
+        d.push(event("a", 1))
+        assert retry_scheduled(d, "a") == 1.0  # a@1 waits for a retry the clock never reaches
+        d.push(event("b", 1))
+        eventually(lambda: d.ended_workers() == 1)
+    finally:
+        d.stop(10)
+
+    assert calls.calls == [("a", 1), ("b", 1), ("b", 2)]
+    assert [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()] == [
+        "stop: 1 event was not delivered (waiting for a retry)"]
