@@ -274,6 +274,7 @@ class _InformerCollector:
         self._retired_restarts: dict[tuple[str, str], int] = {}
         self._retired_relists: dict[tuple[str, str], int] = {}
         self._retired_last_event: dict[str, float] = {}
+        self._retired_decode_errors: dict[str, int] = {}
         self._sync: dict[str, _Buckets] = {}
 
     def track(self, informer: SharedInformer) -> None:
@@ -296,6 +297,8 @@ class _InformerCollector:
             if health.last_event_time is not None:
                 self._retired_last_event[gvr] = max(
                     self._retired_last_event.get(gvr, 0.0), health.last_event_time)
+            self._retired_decode_errors[gvr] = \
+                self._retired_decode_errors.get(gvr, 0) + health.decode_errors
 
     def _observe_sync(self, tracked: _Tracked, health: InformerHealth) -> None:
         if tracked.sync_observed or health.synced_at is None or health.started_at is None:
@@ -311,8 +314,8 @@ class _InformerCollector:
 
     def collect(self) -> Iterator[Metric]:
         families = self._families()
-        informers, health_gauge, sync, last_event, tracked_objects, restarts, relists = \
-            families
+        (informers, health_gauge, sync, last_event, tracked_objects, restarts, relists,
+         decode_errors) = families
         statuses = {"active": 0, "syncing": 0, "failed": 0}
         healthy: dict[tuple[str, str], bool] = {}
         last: dict[str, float] = {}
@@ -320,6 +323,7 @@ class _InformerCollector:
         with self._lock:
             restart_counts = dict(self._retired_restarts)
             relist_counts = dict(self._retired_relists)
+            decode_counts = dict(self._retired_decode_errors)
             last.update(self._retired_last_event)
             for tracked in self._live.values():
                 health = tracked.informer.health()
@@ -330,6 +334,7 @@ class _InformerCollector:
                 place = (gvr, tracked.namespace)
                 healthy[place] = healthy.get(place, True) and health.healthy
                 objects[gvr] = objects.get(gvr, 0) + health.objects
+                decode_counts[gvr] = decode_counts.get(gvr, 0) + health.decode_errors
                 if health.last_event_time is not None:
                     last[gvr] = max(last.get(gvr, 0.0), health.last_event_time)
                 for counted, source in ((restart_counts, health.watch_restarts),
@@ -352,12 +357,14 @@ class _InformerCollector:
         for family, counted in ((restarts, restart_counts), (relists, relist_counts)):
             for (gvr, reason), count in sorted(counted.items()):
                 family.add_metric([gvr, reason], float(count))
+        for gvr, count in sorted(decode_counts.items()):
+            decode_errors.add_metric([gvr], float(count))
         return iter(families)
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
                              GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily,
-                             CounterMetricFamily]:
+                             CounterMetricFamily, CounterMetricFamily]:
         return (
             GaugeMetricFamily(
                 "faro_informers",
@@ -386,12 +393,18 @@ class _InformerCollector:
             CounterMetricFamily(
                 "faro_watch_restarts_total",
                 "Watches that ended and were made again, by resource and reason (closed, "
-                "error, expired, too_large_resource_version, malformed).",
+                "error, expired, too_large_resource_version, malformed, decode_error).",
                 labels=["gvr", "reason"]),
             CounterMetricFamily(
                 "faro_relists_total",
                 "Lists after the first one, by resource and reason (expired, "
                 "too_large_resource_version, expired_continue...).", labels=["gvr", "reason"]),
+            CounterMetricFamily(
+                "faro_watch_decode_errors_total",
+                "Watch events and listed objects an informer of the resource skipped because "
+                "they could not be decoded (nested too deep, no metadata or name, an unknown "
+                "event type); each is logged, and a relist follows a skipped event.",
+                labels=["gvr"]),
         )
 
 

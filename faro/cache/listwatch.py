@@ -9,22 +9,31 @@ with orjson, never into the client's typed models.
 Errors come out as :class:`faro.errors.ApiStatusError` for answers with an
 error status, and as the underlying urllib3 or socket error for connection
 problems.
+
+A request can be interrupted from another thread at any point, even while it waits
+for the server's response head (:class:`Interrupter`): the requests go through a pool of
+their own in the client's ``PoolManager`` (same TLS, credentials and limits; TCP
+keepalive on), whose connections tell the interrupter which socket is in use. Behind an
+HTTP or SOCKS proxy they go through the client's pool instead, and only a response
+already under way can be interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.utils.keepalive import tcp_keepalive_socket_options
 
 from faro import _http
-from faro.cache._stream import LineStream, socket_of
+from faro.cache._decode import ListDecodeError, Undecodable, split_list, too_deep
+from faro.cache._stream import LineStream, abort_response, socket_of
 from faro.errors import ApiStatusError
 from faro.gvr import GroupVersionResource
 
@@ -37,17 +46,73 @@ LIST_READ_TIMEOUT = 60.0
 
 @dataclass(frozen=True, slots=True)
 class ListPage:
-    """One page of a LIST: its items, the list's resourceVersion and continue token."""
+    """One page of a LIST: its items, the list's resourceVersion and continue token, and
+    the items that could not be decoded (left out of ``items``)."""
 
     items: list[dict[str, Any]]
     resource_version: str
     continue_token: str
+    undecodable: list[Undecodable] = field(default_factory=list)
 
 
-Track = Callable[[Any], None]
-"""Given to a request: called with its response as soon as the headers arrived, and with
-None once a LIST body was read, so the caller can shut the connection down from another
-thread (:func:`faro.cache._stream.abort_response`) to interrupt the read."""
+class Interrupted(ConnectionAbortedError):
+    """A request was interrupted by :meth:`Interrupter.abort`."""
+
+
+class Interrupter:
+    """Lets another thread interrupt the requests of one thread (thread-safe).
+
+    Given to :meth:`ListWatch.list_page` and :meth:`ListWatch.watch`, it knows the
+    connection of the request in progress, from before it is sent until the response was
+    read (or the watch stream closed). :meth:`abort` shuts that connection's socket down,
+    so the request fails at once wherever it is (waiting for the response head, reading
+    the body); every later request fails with :class:`Interrupted` before it is sent.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._aborted = False
+        self._connection: Any = None
+        self._response: Any = None
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    def abort(self) -> None:
+        """Interrupt the request in progress and every later one (any thread)."""
+        with self._lock:
+            self._aborted = True
+            connection, response = self._connection, self._response
+        if connection is not None:
+            _shutdown(getattr(connection, "sock", None))
+        if response is not None:
+            abort_response(response)
+
+    def attach(self, connection: Any) -> None:
+        """The request about to be sent on ``connection`` (its thread)."""
+        with self._lock:
+            if self._aborted:
+                raise Interrupted("the request was interrupted before it was sent")
+            self._connection = connection
+
+    def connected(self, connection: Any) -> None:
+        """``connection`` has just opened its socket (its thread)."""
+        with self._lock:
+            aborted = self._aborted and self._connection is connection
+        if aborted:
+            _shutdown(getattr(connection, "sock", None))
+
+    def track(self, response: Any) -> None:
+        """The response whose body is being read; None: done with the request (its
+        connection is forgotten before it goes back to the pool)."""
+        with self._lock:
+            self._response = response
+            if response is None:
+                self._connection = None
+            aborted = self._aborted
+        if aborted and response is not None:
+            abort_response(response)
 
 
 class ListWatch:
@@ -87,8 +152,12 @@ class ListWatch:
 
     def list_page(self, *, limit: int = 0, continue_token: str = "",
                   resource_version: str = "", resource_version_match: str = "",
-                  track: Track | None = None) -> ListPage:
-        """One LIST request. Raises ApiStatusError for an error answer."""
+                  interrupter: Interrupter | None = None) -> ListPage:
+        """One LIST request. Raises ApiStatusError for an error answer.
+
+        A body that orjson refuses for its nesting depth is decoded item by item: the
+        items that cannot be are in the page's ``undecodable``.
+        """
         query: list[tuple[str, str]] = []
         if limit:
             query.append(("limit", str(limit)))
@@ -98,50 +167,59 @@ class ListWatch:
             query.append(("resourceVersion", resource_version))
         if resource_version_match:
             query.append(("resourceVersionMatch", resource_version_match))
-        response = self._request(query, (CONNECT_TIMEOUT, LIST_READ_TIMEOUT), track)
+        response = self._request(query, (CONNECT_TIMEOUT, LIST_READ_TIMEOUT), interrupter)
         try:
             body = response.data
         finally:
-            if track is not None:
-                track(None)
+            if interrupter is not None:
+                interrupter.track(None)
             response.release_conn()
         if response.status != 200:
             raise _http.status_error(response, body, self._target)
+        undecodable: list[Undecodable] = []
         try:
-            data = orjson.loads(body)
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                if not too_deep(exc):
+                    raise
+                data, items, undecodable = split_list(body)
+                data["items"] = items
             metadata = data.get("metadata") or {}
             items = data.get("items") or []
             if not isinstance(items, list):
                 raise TypeError("items is not a list")
-        except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+        except (orjson.JSONDecodeError, ListDecodeError, AttributeError, TypeError) as exc:
             raise ApiStatusError(
                 response.status, "InvalidResponse",
                 f"the list response is not a Kubernetes list: {exc}",
                 request=f"GET {self._target}") from None
         return ListPage(items, str(metadata.get("resourceVersion") or ""),
-                        str(metadata.get("continue") or ""))
+                        str(metadata.get("continue") or ""), undecodable)
 
     def watch(self, resource_version: str, *, timeout_seconds: int,
-              read_timeout: float, track: Track | None = None) -> LineStream:
+              read_timeout: float, interrupter: Interrupter | None = None) -> LineStream:
         """Open a WATCH from ``resource_version`` with bookmarks; returns its line stream.
 
         ``timeout_seconds`` asks the server to end the watch cleanly after that
         long; ``read_timeout`` is how long a read may wait for data. TCP
         keepalive is switched on for the connection. Raises ApiStatusError for
-        an error answer. ``track`` gets the response (the caller clears it once done
-        with the stream).
+        an error answer. ``interrupter`` is given the response (the caller clears it
+        with ``interrupter.track(None)`` once done with the stream).
         """
         query = [("watch", "true"), ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(timeout_seconds))]
         if resource_version:
             query.append(("resourceVersion", resource_version))
-        response = self._request(query, (CONNECT_TIMEOUT, read_timeout), track)
+        response = self._request(query, (CONNECT_TIMEOUT, read_timeout), interrupter)
         if response.status != 200:
             try:
                 body = response.read(64 * 1024)
             except Exception:  # the body is only used for the message
                 body = b""
             finally:
+                if interrupter is not None:
+                    interrupter.track(None)
                 response.close()
             raise _http.status_error(response, body, self._target)
         _set_keepalive(response)
@@ -150,16 +228,116 @@ class ListWatch:
     # -------------------------------------------------------------- internals
 
     def _request(self, query: list[tuple[str, str]], timeout: tuple[float, float],
-                 track: Track | None) -> Any:
+                 interrupter: Interrupter | None) -> Any:
         if self.label_selector:
             query.append(("labelSelector", self.label_selector))
         if self.field_selector:
             query.append(("fieldSelector", self.field_selector))
-        response = _http.get(self.api_client, self.path, query=query, timeout=timeout,
+        if interrupter is None:
+            return _http.get(self.api_client, self.path, query=query, timeout=timeout,
                              preload_content=False)
-        if track is not None:
-            track(response)
+        try:
+            response = _interruptible_get(self.api_client, self.path, query, timeout,
+                                          interrupter)
+        except BaseException:
+            # Forget the connection: back in the pool, it may serve another thread next.
+            interrupter.track(None)
+            raise
+        finally:
+            _local.interrupter = None
+        interrupter.track(response)
         return response
+
+
+# ------------------------------------------------------------- interruptible requests
+
+_local = threading.local()  # .interrupter: the Interrupter of this thread's request
+_tracking_classes: dict[type[Any], type[Any]] = {}
+_tracking_lock = threading.Lock()
+
+
+def _interruptible_get(api_client: ApiClient, path: str, query: list[tuple[str, str]],
+                       timeout: tuple[float, float], interrupter: Interrupter) -> Any:
+    """``GET path`` (as :func:`faro._http.get`) on a connection ``interrupter`` can cut."""
+    pool_manager = api_client.rest_client.pool_manager
+    if type(pool_manager) is not urllib3.PoolManager:  # a proxy: the client's own pool
+        if interrupter.aborted:
+            raise Interrupted("the request was interrupted before it was sent")
+        return _http.get(api_client, path, query=query, timeout=timeout,
+                         preload_content=False)
+    method, url, headers, _body, _post = api_client.param_serialize(
+        "GET", path, query_params=query, header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"])
+    pool = _pool(pool_manager, url)
+    _local.interrupter = interrupter
+    try:
+        return pool.urlopen(
+            method, urllib3.util.parse_url(url).request_uri, headers=headers,
+            preload_content=False, release_conn=False, retries=False, redirect=False,
+            assert_same_host=False,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+    except ValueError as error:
+        # As faro._http.get: never let a bearer token reach a message.
+        if "Invalid header value" not in str(error):
+            raise
+        raise ValueError("a request header has an invalid value (a line break or control "
+                         "character in the bearer token?); the value is not shown, as it "
+                         "may be a credential") from None
+
+
+def _pool(pool_manager: urllib3.PoolManager, url: str) -> Any:
+    """The informers' pool for ``url`` in ``pool_manager``: its settings, plus TCP
+    keepalive, and connections that report to this thread's interrupter."""
+    options = list(pool_manager.connection_pool_kw.get("socket_options")
+                   or urllib3.connection.HTTPConnection.default_socket_options)
+    for option in tcp_keepalive_socket_options():
+        if option not in options:
+            options.append(option)
+    # Keyed by its socket options (the marker last makes them differ from the client's
+    # own even when those already have keepalive on), so it is a pool of faro's alone.
+    options.append(_MARKER)
+    pool = pool_manager.connection_from_url(url, pool_kwargs={"socket_options": options})
+    base = pool.ConnectionCls
+    if not getattr(base, "_faro_tracking", False):
+        pool.ConnectionCls = _tracking_class(base)
+    return pool
+
+
+_MARKER = (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def _tracking_class(base: type[Any]) -> type[Any]:
+    with _tracking_lock:
+        cls = _tracking_classes.get(base)
+        if cls is None:
+            cls = _tracking_classes[base] = type(
+                f"Interruptible{base.__name__}", (_Tracking, base), {})
+        return cls
+
+
+class _Tracking:
+    """Mixed into the pool's connection class: tells the requesting thread's interrupter
+    (if any) which connection its request uses, and when the socket is opened."""
+
+    _faro_tracking = True
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        interrupter: Interrupter | None = getattr(_local, "interrupter", None)
+        if interrupter is not None:
+            interrupter.attach(self)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        interrupter: Interrupter | None = getattr(_local, "interrupter", None)
+        if interrupter is not None:
+            interrupter.connected(self)
+
+
+def _shutdown(sock: Any) -> None:
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _set_keepalive(response: Any) -> None:

@@ -23,11 +23,33 @@ Failures and what follows them:
   one-item LIST that the server still has the last resourceVersion (a server
   whose storage was restored or replaced answers "too large" or 410, and then
   the reflector relists), then watch again.
-- A line that is not a watch event: logged, counted, and the watch is made
-  again from the last resourceVersion after a backoff wait.
+- A watch that the server ends without an event (or bookmark) less than
+  :data:`SHORT_WATCH` seconds after it began: a failure, so the next watch waits
+  for the backoff (client-go's "very short watch").
+- A line that is not JSON: logged, counted, and the watch is made again from the
+  last resourceVersion after a backoff wait; a second one at the same
+  resourceVersion (no event applied in between): relist instead.
+- An event that cannot be decoded (nested deeper than orjson allows, no metadata
+  or name, an unknown type, not an object): skipped, logged once with its object
+  and resourceVersion as far as known, counted, and followed (after a backoff
+  wait) by a relist, which moves past it: re-watching from before it would get it
+  again. A listed item that cannot be decoded is skipped, logged and counted.
+- An event whose resourceVersion is empty or missing is applied, but never becomes
+  the version the next watch starts from; an event for the very version the
+  store holds (same resourceVersion and uid, or, without resourceVersions, the
+  same content) is no change and is not reported.
 - Any other error: exponential backoff with jitter through tenacity (429 and
   503 wait what ``Retry-After`` says); 401 and 403 call ``refresh_credentials``
   first. The thread never dies from an exception while running.
+
+Health: a run of failures (``consecutive_failures``, ``failing_since``) ends only
+when a cycle completes: a list, an event or bookmark applied, or a watch that has
+been up for :data:`SHORT_WATCH` seconds. A watch that opens (HTTP 200) and fails
+again at once does not end it, so ``failing_since`` tells how long the informer has
+been making no progress however often it reconnects.
+
+:meth:`Reflector.stop` interrupts a request at any point (see
+:class:`~faro.cache.listwatch.Interrupter`), waiting for its response head included.
 
 Time comes from one :class:`~faro.clock.Clock` (default real time): the backoff's
 measurements, every wait (backoff sleeps, ``wait_for_sync``), and the timestamps in
@@ -46,10 +68,11 @@ import orjson
 import tenacity
 
 from faro._names import KubeObject, key_of, object_key
-from faro.cache._stream import LineStream, abort_response
+from faro.cache._decode import Undecodable, describe_raw, too_deep
+from faro.cache._stream import LineStream
 from faro.cache.backoff import Backoff
 from faro.cache.health import InformerHealth
-from faro.cache.listwatch import ListWatch
+from faro.cache.listwatch import Interrupter, ListWatch
 from faro.cache.store import Store
 from faro.cache.transform import Transform
 from faro.clock import Clock, ClockEvent, RealClock, wait_for
@@ -59,6 +82,10 @@ logger = logging.getLogger(__name__)
 
 WATCH_READ_GRACE = 30.0
 """Seconds a watch read may wait beyond the server-side timeout before it counts as hung."""
+
+SHORT_WATCH = 1.0
+"""Seconds a watch must stay up to count as a completed cycle without an event (client-go's
+reflector treats a watch shorter than a second with no event as a failure too)."""
 
 
 class Sink(Protocol):
@@ -72,7 +99,21 @@ class Sink(Protocol):
 
 
 class _MalformedEvent(Exception):
-    """A watch line that is not a valid watch event."""
+    """A watch line that is not JSON (a broken line: the watch is made again)."""
+
+
+class _PoisonEvent(Exception):
+    """A watch event that cannot be decoded (skipped; a relist follows)."""
+
+    def __init__(self, problem: str, where: str, line: bytes) -> None:
+        super().__init__(f"watch event for {where} cannot be decoded ({problem})")
+        self.problem = problem
+        self.where = where
+        self.line = line
+
+
+class _ShortWatch(Exception):
+    """The server ended a watch without an event right after it began."""
 
 
 class _Stopped(Exception):
@@ -118,13 +159,14 @@ class Reflector:
         self._synced = threading.Event()
         self._state = threading.Condition()  # notified when synced or stopped
         self._running = False
-        self._response: Any = None
-        self._response_lock = threading.Lock()
+        self._interrupter = Interrupter()
         self._last_rv = ""
         self._needs_list = True
         self._list_reason = "initial"
         self._probe = False
         self._expired_streak = 0
+        self._progressed = False  # the current watch applied an event or a bookmark
+        self._malformed_at: str | None = None  # last_rv when the last broken line came
 
         self._counter_lock = threading.Lock()
         self._consecutive_failures = 0
@@ -136,6 +178,8 @@ class Reflector:
         self._last_event_time: float | None = None
         self._events = 0
         self._malformed = 0
+        self._decode_errors = 0
+        self._watching_since: float | None = None  # clock.now() when the watch's head came
         self._watch_restarts: dict[str, int] = {}
         self._relists: dict[str, int] = {}
         self._transform_errors = 0
@@ -161,17 +205,23 @@ class Reflector:
 
     def health(self) -> InformerHealth:
         """A snapshot of the reflector's state."""
+        now = self._clock.now()
         with self._counter_lock:
+            failures, failing_since = self._consecutive_failures, self._failing_since
+            if failures and self._watching_since is not None \
+                    and now - self._watching_since >= SHORT_WATCH:
+                failures, failing_since = 0, None  # a watch up long enough: a cycle done
             return InformerHealth(
                 name=self.name, running=self._running, synced=self._synced.is_set(),
-                consecutive_failures=self._consecutive_failures, last_error=self._last_error,
+                consecutive_failures=failures, last_error=self._last_error,
                 last_error_time=self._last_error_time, last_event_time=self._last_event_time,
                 last_sync_resource_version=self._last_rv or None, objects=len(self._store),
                 events=self._events, malformed_lines=self._malformed,
                 handler_errors=0, transform_errors=self._transform_errors,
                 watch_restarts=dict(self._watch_restarts),
-                relists=dict(self._relists), failing_since=self._failing_since,
-                started_at=self._started_at, synced_at=self._synced_at)
+                relists=dict(self._relists), failing_since=failing_since,
+                started_at=self._started_at, synced_at=self._synced_at,
+                decode_errors=self._decode_errors)
 
     def run(self) -> None:
         """List and watch until :meth:`stop`; never raises."""
@@ -191,19 +241,15 @@ class Reflector:
                 logger.exception("informer %s: unexpected end", self.name)
         finally:
             self._running = False
-            with self._response_lock:
-                self._response = None
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return, interrupting a wait or a read in progress (any thread)."""
+        """Ask :meth:`run` to return, interrupting a wait or a request in progress (any
+        thread): a request waiting for its response head too."""
         self._stopping = True
         self._stop.set()
         with self._state:
             self._state.notify_all()
-        with self._response_lock:
-            response = self._response
-        if response is not None:
-            abort_response(response)
+        self._interrupter.abort()
 
     # ---------------------------------------------------------------- the loop
 
@@ -215,17 +261,14 @@ class Reflector:
         if self._stop.is_set():
             raise _Stopped
 
-    def _track(self, response: Any) -> None:
-        with self._response_lock:
-            self._response = response
-        if response is not None and self._stop.is_set():
-            abort_response(response)
-
     def _list_and_watch(self) -> None:
         while True:
             self._check_stop()
             if self._probe and not self._needs_list:
-                self._check_resource_version()
+                if self._last_rv:
+                    self._check_resource_version()
+                else:  # a server whose lists carry no resourceVersion: nothing to check
+                    self._relist("no_resource_version")
             if self._needs_list:
                 self._list()
             self._watch()
@@ -242,8 +285,19 @@ class Reflector:
                 self._failing_since = self._last_error_time
             failures = self._consecutive_failures
         if isinstance(error, _MalformedEvent):
-            logger.warning("informer %s: %s; watching again from resourceVersion %s in %.2fs",
-                           self.name, error, self._last_rv, wait)
+            if self._needs_list:
+                logger.warning("informer %s: %s, again at resourceVersion %s; relisting in "
+                               "%.2fs", self.name, error, self._last_rv, wait)
+            else:
+                logger.warning("informer %s: %s; watching again from resourceVersion %s in "
+                               "%.2fs", self.name, error, self._last_rv, wait)
+        elif isinstance(error, _PoisonEvent):
+            logger.warning("informer %s: skipped a watch event that cannot be decoded (%s): "
+                           "%s; relisting in %.2fs so that the cache converges: %r",
+                           self.name, error.problem, error.where, wait, error.line[:200])
+        elif isinstance(error, _ShortWatch):
+            logger.warning("informer %s: %s (failure %d); watching again in %.2fs",
+                           self.name, error, failures, wait)
         elif isinstance(error, ApiStatusError) and error.status == 400:
             # The server refuses the request itself (a field selector it cannot select on, a
             # malformed selector): asking again gives the same answer until it is changed.
@@ -283,7 +337,8 @@ class Reflector:
         """After a failure: does the server still serve our resourceVersion?"""
         try:
             self._lw.list_page(limit=1, resource_version=self._last_rv,
-                               resource_version_match="NotOlderThan", track=self._track)
+                               resource_version_match="NotOlderThan",
+                               interrupter=self._interrupter)
         except ApiStatusError as exc:
             if exc.is_too_large_resource_version:
                 logger.warning("informer %s: the server is behind resourceVersion %s (was its "
@@ -316,6 +371,7 @@ class Reflector:
                          self.name, len(objects), resource_version)
         self._needs_list = False
         self._probe = False
+        self._malformed_at = None
         self._succeeded()
         if not self._synced.is_set():
             with self._counter_lock:
@@ -336,7 +392,7 @@ class Reflector:
             self._check_stop()
             try:
                 page = self._lw.list_page(limit=self._page_size, continue_token=token,
-                                          track=self._track)
+                                          interrupter=self._interrupter)
             except ApiStatusError as exc:
                 if not (token and exc.is_expired):
                     raise
@@ -344,9 +400,11 @@ class Reflector:
                             "listing without pages", self.name, len(objects))
                 if self._list_reason == "initial":
                     self._list_reason = "expired_continue"
-                page = self._lw.list_page(track=self._track)
+                page = self._lw.list_page(interrupter=self._interrupter)
                 objects = {}
                 token = ""
+            for item in page.undecodable:
+                self._undecodable_item(item)
             self._add_items(objects, page.items)
             if not page.continue_token:
                 return page.resource_version, objects
@@ -373,15 +431,20 @@ class Reflector:
             old = previous.pop(key, None)
             if old is None:
                 sink.add(obj, False)
-            elif _rv(old) != _rv(obj) or _uid(old) != _uid(obj):
+            elif _changed(old, obj):
                 sink.update(old, obj)
         for old in previous.values():
             sink.delete(old, True)
 
     def _malformed_item(self, item: Any) -> None:
-        self._count_malformed()
+        self._count_decode_error()
         logger.error("informer %s: skipped a list item that is not a Kubernetes object: %.200r",
                      self.name, item)
+
+    def _undecodable_item(self, item: Undecodable) -> None:
+        self._count_decode_error()
+        logger.error("informer %s: skipped a listed object that cannot be decoded (%s): %s",
+                     self.name, item.problem, item.describe())
 
     # ----------------------------------------------------------------- watch
 
@@ -390,7 +453,8 @@ class Reflector:
         timeout = int(random.uniform(low, high))
         try:
             stream = self._lw.watch(self._last_rv, timeout_seconds=timeout,
-                                    read_timeout=timeout + WATCH_READ_GRACE, track=self._track)
+                                    read_timeout=timeout + WATCH_READ_GRACE,
+                                    interrupter=self._interrupter)
         except ApiStatusError as exc:
             self._check_stop()
             if self._expired_or_too_large(exc):
@@ -404,6 +468,10 @@ class Reflector:
             # new server has not reached yet would wait in silence.
             self._probe = True
             raise
+        opened = self._clock.now()
+        self._progressed = False
+        with self._counter_lock:
+            self._watching_since = opened
         try:
             self._consume(stream)
         except _Stopped:
@@ -411,6 +479,16 @@ class Reflector:
         except _MalformedEvent:
             self._count_malformed()
             self._count(self._watch_restarts, "malformed")
+            if self._malformed_at == self._last_rv:
+                # The same broken line again, from the same place: it is in the server's
+                # answer for good, and only a relist moves past it.
+                self._relist("malformed")
+            self._malformed_at = self._last_rv
+            raise
+        except _PoisonEvent:
+            self._count_decode_error()
+            self._count(self._watch_restarts, "decode_error")
+            self._relist("decode_error")
             raise
         except ApiStatusError as exc:  # an ERROR event
             if self._expired_or_too_large(exc):
@@ -423,12 +501,19 @@ class Reflector:
             self._count(self._watch_restarts, "error")
             raise
         finally:
+            self._interrupter.track(None)
             stream.close()
-            with self._response_lock:
-                self._response = None
+            up = self._clock.now() - opened
+            with self._counter_lock:
+                self._watching_since = None
+            if up >= SHORT_WATCH:
+                self._succeeded()  # up long enough: a cycle, however it ended
         self._check_stop()
         self._expired_streak = 0
         self._count(self._watch_restarts, "closed")
+        if not self._progressed and up < SHORT_WATCH:
+            raise _ShortWatch(f"very short watch: the server ended it {up:.2f}s after it "
+                              f"began, without an event")
         logger.debug("informer %s: watch ended cleanly at resourceVersion %s",
                      self.name, self._last_rv)
 
@@ -458,7 +543,6 @@ class Reflector:
         transform = self._transform
         lock = self._lock
         wall_clock = self._clock.time
-        self._succeeded()
         for lines in stream:
             applied = 0
             with lock:
@@ -480,40 +564,54 @@ class Reflector:
                                 raise ApiStatusError.from_status(500, obj,
                                                                  request="watch ERROR event")
                             metadata = obj["metadata"]
-                            rv = metadata["resourceVersion"]
-                        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                            rv = metadata.get("resourceVersion")
+                        except orjson.JSONDecodeError as exc:
+                            if too_deep(exc):
+                                raise _PoisonEvent("nested deeper than 1024 levels",
+                                                   describe_raw(line), line) from None
                             raise _MalformedEvent(_malformed_message(line, exc)) from None
+                        except (KeyError, TypeError, AttributeError):
+                            raise _poison(line) from None
                         if kind == "BOOKMARK":
-                            self._last_rv = rv
+                            if rv and isinstance(rv, str):
+                                self._last_rv = rv
+                                self._progressed = True
                             continue
+                        if kind != "ADDED" and kind != "MODIFIED" and kind != "DELETED":
+                            raise _poison(line, f"unknown event type {kind!r}")
+                        namespace = metadata.get("namespace")
+                        name = metadata.get("name")
+                        if not isinstance(name, str) or not name or not (
+                                namespace is None or isinstance(namespace, str)):
+                            raise _poison(line, "no metadata.name")
                         if transform is not None:
                             try:
                                 obj = transform(obj)
                             except Exception:
                                 obj = self._transform_failed(obj)
-                        namespace = metadata.get("namespace")
-                        name = metadata.get("name")
-                        if not isinstance(name, str):
-                            raise _MalformedEvent(_malformed_message(line, "no metadata.name"))
                         key = object_key(namespace, name)
-                        if kind == "ADDED" or kind == "MODIFIED":
-                            old = store.put(key, obj)
-                            if old is None:
-                                sink.add(obj, False)
-                            else:
-                                sink.update(old, obj)
-                        elif kind == "DELETED":
+                        if kind == "DELETED":
                             store.pop(key)
                             sink.delete(obj, False)
                         else:
-                            raise _MalformedEvent(_malformed_message(line, f"type {kind!r}"))
-                        self._last_rv = rv
+                            old = store.put(key, obj)
+                            if old is None:
+                                sink.add(obj, False)
+                            elif _changed(old, obj):
+                                sink.update(old, obj)
+                        if rv and isinstance(rv, str):
+                            # An empty or missing one never becomes the version to watch
+                            # from: a watch without one replays every object as ADDED.
+                            self._last_rv = rv
                         applied += 1
                 finally:
                     if applied:
                         self._events += applied
                         self._last_event_time = wall_clock()
                         self._expired_streak = 0
+                        self._progressed = True
+                    if self._progressed and self._consecutive_failures:
+                        self._succeeded()
             self._check_stop()
         if not stream.clean_end:  # pragma: no cover - the iterator raises instead
             raise ConnectionError("watch stream ended without its final chunk")
@@ -537,18 +635,60 @@ class Reflector:
         with self._counter_lock:
             self._malformed += 1
 
+    def _count_decode_error(self) -> None:
+        with self._counter_lock:
+            self._decode_errors += 1
+
 
 def _object_name(obj: KubeObject) -> str:
     metadata = obj.get("metadata") or {}
     return object_key(metadata.get("namespace"), str(metadata.get("name", "?")))
 
 
-def _rv(obj: KubeObject) -> Any:
-    return obj["metadata"].get("resourceVersion")
+def _changed(old: KubeObject, new: KubeObject) -> bool:
+    """Whether ``new`` is another version of the object than ``old``: another uid or
+    resourceVersion; without a resourceVersion on either side, other content."""
+    old_metadata, new_metadata = old.get("metadata") or {}, new.get("metadata") or {}
+    if old_metadata.get("uid") != new_metadata.get("uid"):
+        return True
+    old_rv = old_metadata.get("resourceVersion") or ""
+    new_rv = new_metadata.get("resourceVersion") or ""
+    if old_rv or new_rv:
+        return bool(old_rv != new_rv)
+    try:
+        return bool(old != new)
+    except RecursionError:
+        return True
 
 
-def _uid(obj: KubeObject) -> Any:
-    return obj["metadata"].get("uid")
+def _poison(line: bytes, problem: str = "") -> _PoisonEvent:
+    """The error for an event ``line`` that decodes as JSON but cannot be used."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:  # pragma: no cover - it decoded a moment ago
+        event = None
+    obj = event.get("object") if isinstance(event, dict) else None
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    if not problem:
+        if not isinstance(event, dict):
+            problem = "not a JSON object"
+        elif "type" not in event or "object" not in event:
+            problem = "no type or no object"
+        elif not isinstance(obj, dict):
+            problem = "its object is not a JSON object"
+        else:
+            problem = "no metadata"
+    if isinstance(metadata, dict):
+        name = metadata.get("name")
+        namespace = metadata.get("namespace")
+        rv = metadata.get("resourceVersion")
+        key = name if isinstance(name, str) and name else "(name unknown)"
+        if isinstance(namespace, str) and namespace:
+            key = f"{namespace}/{key}"
+        where = f"{key} at resourceVersion {rv if isinstance(rv, str) and rv else 'unknown'}"
+    else:
+        where = describe_raw(line)
+    return _PoisonEvent(problem, where, line)
 
 
 def _malformed_message(line: bytes, problem: object) -> str:

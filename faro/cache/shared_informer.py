@@ -184,11 +184,12 @@ class SharedInformer:
         """Stop the thread and wait for it (at most ``timeout`` seconds of the clock; None: no
         limit).
 
-        Interrupts a watch or list read in progress by shutting its connection
-        down, so this normally returns well within a second. A request still
-        waiting for the server's response headers (a connection attempt, or a
-        server slow to answer) cannot be interrupted: then this returns False
-        after ``timeout`` and the daemon thread ends once that request does
+        Interrupts a list or watch request in progress by shutting its connection
+        down, whether it is waiting for the server's response head or reading the
+        body, so this normally returns well within a second. Only a TCP connection
+        still being established, or a request through an HTTP or SOCKS proxy that
+        has no response head yet, cannot be interrupted: then this returns
+        False after ``timeout`` and the daemon thread ends once that request does
         (connect timeout 10 s, LIST read timeout 60 s).
         Returns True if the thread has ended. Idempotent; safe from any thread
         except a handler (the informer's own thread), where it does not wait.

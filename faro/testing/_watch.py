@@ -15,7 +15,8 @@ Contract:
   BOOKMARK events scheduled as the watch cache schedules them, until the watch ends
   cleanly (timeout, dropped, CRD deleted) or must be cut (abrupt drop, restart).
 - Faults act on the open watches: drop them (cleanly or abruptly), make them send a
-  malformed line, or park new ones (hold) until released.
+  malformed line, park new ones (hold) until released, end new ones at once (close),
+  or send every event about one object as a line the test made (rewrite).
 - Thread-safe: the hub's state is guarded by the store's shared condition; a watcher's
   flags change only under it, through the hub.
 """
@@ -188,7 +189,10 @@ class WatchHub:
         self._watchers: set[Watcher] = set()
         self._epoch = 0
         self._hold: re.Pattern[str] | None = None  # a fault: survives restart()
+        self._close: re.Pattern[str] | None = None  # a fault: survives restart()
+        self._rewrites: dict[str, Callable[[bytes], bytes]] = {}  # by object name
         self._closed = False
+        self._opened = 0  # watch requests accepted since the hub was made
 
     # ----------------------------------------------------------------- open
 
@@ -248,8 +252,12 @@ class WatchHub:
         return watcher, []
 
     def _register(self, watcher: Watcher, target: str) -> None:
-        """Add an open watcher, parked if a hold matches; caller holds the lock."""
-        if self._hold is not None and self._hold.search(target):
+        """Add an open watcher, parked if a hold matches, ended at once if a close matches;
+        caller holds the lock."""
+        self._opened += 1
+        if self._close is not None and self._close.search(target):
+            watcher.drop()
+        elif self._hold is not None and self._hold.search(target):
             watcher.park()
             self._cond.notify_all()  # wake wait_held()
         self._watchers.add(watcher)
@@ -286,6 +294,13 @@ class WatchHub:
                 if remaining <= 0:
                     return []
                 self._clock.wait(self._cond, remaining)
+
+    def rewritten(self, change: Change, line: bytes) -> bytes:
+        """``line`` (an event about ``change``'s object), or what a rewrite fault makes of it."""
+        rewrite = self._rewrites.get(change.key[1]) if self._rewrites else None
+        if rewrite is None:
+            return line
+        return rewrite(line.rstrip(b"\n")).rstrip(b"\n") + b"\n"
 
     def take_garbage(self, watcher: Watcher) -> bool:
         """Whether ``watcher`` must send a malformed line now (counted as sent)."""
@@ -355,6 +370,31 @@ class WatchHub:
                 watcher.add_garbage()
             self._cond.notify_all()
             return len(self._watchers)
+
+    @property
+    def opened(self) -> int:
+        """How many watch requests were accepted (opened) since the server started."""
+        with self._cond:
+            return self._opened
+
+    def close_new(self, pattern: re.Pattern[str] | None) -> None:
+        """End every new watch whose request target matches ``pattern`` as soon as it is
+        opened (cleanly, without an event); None: stop doing so."""
+        with self._cond:
+            self._close = pattern
+
+    def rewrite(self, name: str, rewrite: Callable[[bytes], bytes] | None) -> None:
+        """Send every later watch event about objects named ``name`` as ``rewrite(line)``
+        (the event's JSON line without its newline); None: stop rewriting them."""
+        with self._cond:
+            if rewrite is None:
+                self._rewrites.pop(name, None)
+            else:
+                self._rewrites[name] = rewrite
+
+    def clear_rewrites(self) -> None:
+        with self._cond:
+            self._rewrites = {}
 
     def hold(self, pattern: re.Pattern[str]) -> None:
         """Park every new watch whose request target matches ``pattern`` until released."""
@@ -441,6 +481,9 @@ class WatchStream:
             # Dropped, or its timeout passed while parked: cleanly, unless cut.
             self.cut = hub.must_cut(watcher)
             return
+        if hub.ended(watcher):  # dropped before its first line (a close fault)
+            self.cut = hub.must_cut(watcher)
+            return
         for start in range(0, len(self._initial), _INITIAL_BATCH):
             yield Batch(self._initial[start:start + _INITIAL_BATCH])
         # Bookmarks as the real watch cache sends them (cacheWatcher.nextBookmarkTime): every
@@ -465,7 +508,8 @@ class WatchStream:
                 self.cut = hub.must_cut(watcher)
                 return
             if changes:
-                lines = [line for c in changes if (line := watcher.select(c)) is not None]
+                lines = [hub.rewritten(c, line) for c in changes
+                         if (line := watcher.select(c)) is not None]
                 watcher.advance(changes[-1].rv)
                 if lines:
                     yield Batch(lines)

@@ -43,6 +43,7 @@ from faro.testing._selection import parse_selection
 from faro.testing._server import Faults, SimServer
 from faro.testing._storage import Entry
 from faro.testing._store import Store
+from faro.testing._watch import WatchHub
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -110,7 +111,7 @@ class SimulatedCluster:
         self._clock: Clock = clock if clock is not None else RealClock()
         self._store = Store(history_size=history_size, too_large_wait=too_large_rv_wait,
                             namespace_cleanup_delay=namespace_cleanup_delay, clock=self._clock)
-        self._faults = Faults()
+        self._faults = _CountingFaults()
         self._server: SimServer | None = None
         self._thread: threading.Thread | None = None
         self._tempdir: str | None = None
@@ -252,6 +253,17 @@ class SimulatedCluster:
         """How many open watch streams are parked by :meth:`hold_watches`."""
         return self._store.held_count
 
+    @property
+    def watch_requests(self) -> int:
+        """How many watch requests the server accepted since it started (ended ones too)."""
+        return self._hub.opened
+
+    @property
+    def delayed_requests(self) -> int:
+        """How many requests a :meth:`delay` fault has held so far (counted as each begins
+        its wait, before any response byte is written)."""
+        return self._faults.delayed
+
     # --------------------------------------------------------------- objects
 
     def create(self, obj: Mapping[str, Any], *, namespace: str | None = None) -> KubeObject:
@@ -389,10 +401,45 @@ class SimulatedCluster:
         """Wait until at least ``count`` watches are parked; False if ``timeout`` passes."""
         return self._store.wait_held(count, timeout)
 
+    def wait_for_delayed_requests(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until :attr:`delayed_requests` reaches ``count``; False if ``timeout``
+        (real seconds) passes first."""
+        return self._faults.wait_delayed(count, timeout)
+
+    def close_watches(self, *, path: str = "") -> AbstractContextManager[None]:
+        """End every new watch request at once: ``200``, then the final chunk, no event.
+
+        As a server (or a proxy in front of it) that closes every watch as soon as it is
+        made. Applies to watch requests whose path and query match ``path`` (a regular
+        expression; empty: all) until :meth:`reopen_watches`; watches already streaming go
+        on. Returns a context manager that reopens on exit.
+        """
+        self._hub.close_new(re.compile(path))
+        return _Releaser(self.reopen_watches)
+
+    def reopen_watches(self) -> None:
+        """End :meth:`close_watches`: new watches stream again."""
+        self._hub.close_new(None)
+
+    def corrupt_watch_events(self, name: str, rewrite: Callable[[bytes], bytes] | None) -> None:
+        """Send every later watch event about objects named ``name`` as ``rewrite(line)``.
+
+        ``line`` is the event as the server would send it (``{"type":...,"object":...}``,
+        without its newline); what ``rewrite`` returns is sent instead, byte for byte: an
+        event a client cannot use (nested too deep, no metadata, an unknown type, no
+        resourceVersion), as a server holding such an object would send it on every watch
+        that covers the change. Lists are not affected. ``None`` stops rewriting ``name``;
+        :meth:`clear_faults` stops every rewrite.
+        """
+        self._hub.rewrite(name, rewrite)
+
     def clear_faults(self) -> None:
-        """Remove every pending failure and delay, and release held watches."""
+        """Remove every pending failure and delay, release held watches, reopen closed
+        watches and stop rewriting events."""
         self._faults.clear()
         self._store.release_watches()
+        self._hub.close_new(None)
+        self._hub.clear_rewrites()
 
     def inject_malformed_watch_line(self) -> int:
         """Write one line that is not valid JSON into every open watch; returns how many."""
@@ -417,6 +464,11 @@ class SimulatedCluster:
         return self._token
 
     # ------------------------------------------------------------- internals
+
+    @property
+    def _hub(self) -> WatchHub:
+        """The store's watch fan-out, where the watch faults act."""
+        return self._store._watches
 
     def _current_token(self) -> str:
         with self._token_lock:
@@ -462,6 +514,28 @@ class SimulatedCluster:
             yaml.safe_dump(config, handle, sort_keys=False)
         os.replace(tmp, path)
         self._kubeconfig = path
+
+
+class _CountingFaults(Faults):
+    """Faults that also count the requests a delay holds (for tests that must know a
+    request is in flight before they act)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._delayed = threading.Condition()
+        self.delayed = 0
+
+    def check(self, method: str, target: str) -> tuple[float, ApiError | None]:
+        delay, failure = super().check(method, target)
+        if delay:
+            with self._delayed:
+                self.delayed += 1
+                self._delayed.notify_all()
+        return delay, failure
+
+    def wait_delayed(self, count: int, timeout: float) -> bool:
+        with self._delayed:
+            return self._delayed.wait_for(lambda: self.delayed >= count, timeout)
 
 
 class _Releaser(AbstractContextManager[None]):

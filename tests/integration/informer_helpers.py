@@ -31,7 +31,8 @@ KINDS = {"configmaps": "ConfigMap", "namespaces": "Namespace", "secrets": "Secre
 """Kinds of the resources the informer tests watch (``cluster.list_objects`` wants kinds)."""
 
 def rv_of(obj: Mapping[str, Any]) -> int:
-    return int(obj["metadata"]["resourceVersion"])
+    """The object's resourceVersion as a number (0 when it has none: an empty or missing one)."""
+    return int(obj["metadata"].get("resourceVersion") or 0)
 
 
 # ------------------------------------------------------------------------------ the recorder

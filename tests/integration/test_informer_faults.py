@@ -4,6 +4,7 @@ reports from its diff (adds, updates, and deletes with ``final_state_unknown``).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -583,3 +584,142 @@ def test_a_relist_reports_an_object_replaced_under_the_same_resource_version(
     update = next(n for n in notes if n.kind == "update" and n.key == "default/a")
     assert update.obj["metadata"]["uid"] == again["metadata"]["uid"]
     assert_in_sync(informer, cluster)
+
+
+# ------------------------------------------------------------------ watches that end at once
+
+
+def test_watches_that_end_at_once_are_backed_off_and_keep_failing(cluster: SimulatedCluster,
+                                                                  make: Informers) -> None:
+    """A server that ends every watch as soon as it is made got 7,081 watch requests in 8 s:
+    a watch that ends without an event right after it began now counts as a failure
+    (client-go's "very short watch"), so the informer backs off (0.8 s doubling to 30 s),
+    and its failing-since time stays put however often it reconnects."""
+    clock = FakeClock()
+    start = clock.time()
+    informer = make.make(namespace="default", clock=clock, backoff=Backoff(jitter=0.0))
+    recorder = Recorder()
+    informer.add_event_handler(recorder)
+    with cluster.close_watches(path=WATCH):
+        informer.start()
+        parked(clock, informer)  # listed, watched once, the watch ended at once: 0.8 s
+        assert informer.has_synced()
+        assert cluster.watch_requests == 1
+        health = informer.health()
+        assert (health.consecutive_failures, health.failing_since) == (1, start), health
+        assert "very short watch" in (health.last_error or ""), health
+        for _ in range(600):  # a minute of the informer's time, 0.1 s at a time
+            clock.advance(0.1)
+            parked(clock, informer)
+        # Waits of 0.8, 1.6, 3.2, 6.4, 12.8 and 25.6 s: watches at about t = 0, 0.8, 2.4,
+        # 5.6, 12, 24.8 and 50.4 s (each step may land up to 0.1 s late).
+        assert cluster.watch_requests == 7
+        health = informer.health()
+        assert health.consecutive_failures == 7, health
+        assert health.failing_since == start, health  # no reconnection reset it
+        assert health.watch_restarts.get("closed") == 7, health
+    # The server streams again: the next watch stays up and delivers; the run of failures ends.
+    clock.advance(30.0)
+    created = cluster.create(configmap("after"))
+    recorder.wait_rv("default/after", rv_of(created))
+    health = informer.health()
+    assert (health.consecutive_failures, health.failing_since) == (0, None), health
+
+
+def test_a_watch_that_stays_up_ends_the_run_of_failures(cluster: SimulatedCluster,
+                                                       make: Informers) -> None:
+    """After failures, a watch that is up without events for longer than a short watch is
+    healthy (a quiet collection is no failure), and a later clean end is no failure either."""
+    clock = FakeClock()
+    start = clock.time()
+    informer = make.make(namespace="default", clock=clock, backoff=Backoff(jitter=0.0))
+    cluster.fail_next(1, 500, path=WATCH)
+    informer.start()
+    parked(clock, informer)
+    assert informer.health().failing_since == start
+    clock.advance(0.8)
+    wait_watching(cluster)  # the second watch (the first, a 500, never reached a watch)
+    assert cluster.watch_requests == 1
+    assert informer.health().failing_since == start  # open and quiet, for no time yet
+    clock.advance(1.0)
+    health = informer.health()
+    assert (health.consecutive_failures, health.failing_since) == (0, None), health
+    cluster.drop_watches()  # a clean end after a second up: watched again at once
+    eventually(lambda: cluster.watch_requests == 2)
+    assert informer.health().consecutive_failures == 0
+
+
+# ------------------------------------------------------------------ stop with a request in flight
+
+LIST = r"configmaps\?(?!.*watch=true)"
+"""The informer's list requests."""
+
+
+@pytest.mark.parametrize("path", [LIST, WATCH], ids=["list", "watch"])
+def test_stop_interrupts_a_request_waiting_for_its_response(cluster: SimulatedCluster,
+                                                            make: Informers, path: str) -> None:
+    cluster.delay(60.0, path=path)  # the server holds the request before its response head
+    informer = make.make(namespace="default")
+    informer.start()
+    assert cluster.wait_for_delayed_requests(1)
+    began = time.monotonic()
+    assert informer.stop(timeout=5.0)
+    assert time.monotonic() - began < 1.0
+    assert not informer.is_running and informer_threads() == []
+
+
+def test_stop_interrupts_a_version_check_list_in_flight(cluster: SimulatedCluster,
+                                                        make: Informers) -> None:
+    informer = make.started(namespace="default")
+    wait_watching(cluster)
+    cluster.delay(60.0, path=LIST)
+    cluster.drop_watches(abrupt=True)  # the informer checks its version with a list
+    assert cluster.wait_for_delayed_requests(1)
+    began = time.monotonic()
+    assert informer.stop(timeout=5.0)
+    assert time.monotonic() - began < 1.0
+    assert not informer.is_running and informer_threads() == []
+
+
+def test_stop_interrupts_a_request_over_tls() -> None:
+    with SimulatedCluster(tls=True) as cluster, informers(cluster) as make:
+        cluster.create(configmap("a"))
+        recorder = Recorder()
+        informer = make.started(namespace="default", recorder=recorder)
+        assert [n.key for n in recorder.notes] == ["default/a"]
+        wait_watching(cluster)
+        cluster.delay(60.0, path=LIST)
+        cluster.drop_watches(abrupt=True)  # the version check: a list, held
+        assert cluster.wait_for_delayed_requests(1)
+        began = time.monotonic()
+        assert informer.stop(timeout=5.0)
+        assert time.monotonic() - began < 1.0
+        assert not informer.is_running and informer_threads() == []
+
+
+# ------------------------------------------------------------------ empty resourceVersions
+
+
+@pytest.mark.parametrize("replacement", [b'"resourceVersion":""', b""], ids=["empty", "missing"])
+def test_an_event_without_a_resource_version_makes_no_spurious_event(
+        cluster: SimulatedCluster, make: Informers, replacement: bytes) -> None:
+    """An event whose resourceVersion is empty or missing is applied, but never becomes the
+    version the informer watches from: watching from "" would replay every object as ADDED,
+    each reported as an UPDATED that never happened."""
+    cluster.create(configmap("a"))
+    recorder = Recorder()
+    informer = make.started(namespace="default", recorder=recorder)
+    changes = Changes(cluster)
+    fence(recorder, changes, "fence")
+    version = informer.last_sync_resource_version
+    pattern = rb'"resourceVersion":"\d+"' if replacement else rb',"resourceVersion":"\d+"'
+    cluster.corrupt_watch_events("b", lambda line: re.sub(pattern, replacement, line))
+    cluster.create(configmap("b"))
+    recorder.wait_for(lambda notes: any(n.key == "default/b" for n in notes))
+    assert informer.last_sync_resource_version == version
+    cluster.drop_watches()  # watched again from its version: b's event comes again
+    fence(recorder, changes, "after")
+    notes = recorder.notes
+    assert [n for n in notes if n.kind != "add"] == []
+    assert [n.key for n in notes].count("default/b") == 1
+    assert informer.health().decode_errors == 0

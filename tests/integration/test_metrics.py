@@ -45,6 +45,7 @@ FAMILIES: dict[str, set[str]] = {
     "faro_tracked_resources": {"gvr"},
     "faro_watch_restarts_total": {"gvr", "reason"},
     "faro_relists_total": {"gvr", "reason"},
+    "faro_watch_decode_errors_total": {"gvr"},
     "workqueue_depth": {"name"},
     "workqueue_adds_total": {"name"},
     "workqueue_queue_duration_seconds_bucket": {"name", "le"},
@@ -184,6 +185,9 @@ def test_every_series_of_a_running_controller_with_values_and_bounded_labels(
     drop_watches_until(cluster, restarted_and_relisted)
     eventually(lambda: controller.pending_events() == 0 and value(
         scrape(controller), "workqueue_depth", name="test") == 0)
+    # A watch ended less than a second after it began, without an event, is a failure
+    # (the informer backs off): wait until every informer watches again for long enough.
+    eventually(lambda: value(scrape(controller), "faro_informers", status="active") == 3)
 
     samples = scrape(controller)
     for name, labels in FAMILIES.items():
@@ -355,6 +359,43 @@ def test_readyz_is_503_while_an_informer_fails_longer_than_unhealthy_after_sec(
     cluster.clear_faults()
     eventually(lambda: probe(controller, "readyz") == (200, "ok\n"), timeout=2 * DEADLINE)
     assert value(scrape(controller), "faro_informers", status="active") == 1
+
+
+def test_readyz_is_503_when_every_watch_ends_at_once_however_often_it_reconnects(
+        cluster: SimulatedCluster, controllers: Controllers) -> None:
+    """Each watch gets its 200 and ends at once: every reconnection "succeeds" and fails
+    again. The informer's failing-since time is not reset by them, so readiness turns red
+    after unhealthy_after_sec (it stayed green before)."""
+    controller = controllers.make({"metrics": METRICS, "unhealthy_after_sec": 0.2, "resources": [
+        {"gvr": "v1/configmaps", "namespace_names": ["default"]}]})
+    with cluster.close_watches(path=r"configmaps\?.*watch=true"):
+        cluster.drop_watches()
+        eventually(lambda: probe(controller, "readyz")[0] == 503)
+        _, text = probe(controller, "readyz")
+        assert "informer v1/configmaps in default failing for" in text, text
+        assert "very short watch" in text, text
+        assert value(scrape(controller), "faro_informers", status="failed") == 1
+    eventually(lambda: probe(controller, "readyz") == (200, "ok\n"), timeout=6 * DEADLINE)
+
+
+def test_poison_events_are_counted_by_resource(cluster: SimulatedCluster,
+                                               controllers: Controllers) -> None:
+    events = Events()
+    controller = controllers.make({"metrics": METRICS, "resources": [
+        {"gvr": "v1/configmaps", "namespace_names": ["default"]}]}, events)
+    assert value(scrape(controller), "faro_watch_decode_errors_total", gvr="v1/configmaps") == 0
+    cluster.corrupt_watch_events(
+        "poison", lambda line: b'{"type":"MODIFIED","object":{"kind":"ConfigMap"}}')
+    cluster.create(configmap("poison"))
+    events.wait_key("default/poison", "ADDED")  # from the relist that followed the poison
+    samples = scrape(controller)
+    assert value(samples, "faro_watch_decode_errors_total", gvr="v1/configmaps") == 1
+    assert value(samples, "faro_relists_total", gvr="v1/configmaps", reason="decode_error") == 1
+    assert value(samples, "faro_watch_restarts_total", gvr="v1/configmaps",
+                 reason="decode_error") == 1
+    # Counts stay when the informer is retired.
+    controller.remove_resources([{"gvr": "v1/configmaps", "namespace_names": ["default"]}])
+    assert value(scrape(controller), "faro_watch_decode_errors_total", gvr="v1/configmaps") == 1
 
 
 def test_healthz_names_an_informer_thread_that_died(

@@ -262,7 +262,8 @@ def test_controller_metrics_registry_holds_the_workqueue_and_informer_families()
     assert set(QUEUE_FAMILIES) <= set(types)
     assert {"faro_informers", "faro_informer_health", "faro_informer_sync_duration_seconds",
             "faro_informer_last_event_timestamp_seconds", "faro_tracked_resources",
-            "faro_watch_restarts", "faro_relists", "faro_events"} <= set(types)
+            "faro_watch_restarts", "faro_relists", "faro_watch_decode_errors",
+            "faro_events"} <= set(types)
     assert {labels["status"]: v for labels, v in samples["faro_informers"]} == \
         {"active": 0, "syncing": 0, "failed": 0}
 
