@@ -55,10 +55,22 @@ class RealClock:
     """Seconds of :func:`time.time`."""
 
     def wait(self, condition: threading.Condition, timeout: float | None) -> None:
-        """Wait on the held ``condition`` for at most ``timeout`` real seconds."""
-        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+        """Wait on the held ``condition`` for at most ``timeout`` real seconds.
+
+        On the main thread it returns at least every :data:`MAIN_THREAD_SLICE` seconds (the
+        protocol allows early returns): a signal the kernel delivers to another thread does
+        not wake a main thread blocked without a timeout, and Python runs signal handlers
+        (Ctrl-C) only on the main thread, once it wakes.
+        """
+        if threading.current_thread() is threading.main_thread():
+            timeout = MAIN_THREAD_SLICE if timeout is None else min(timeout, MAIN_THREAD_SLICE)
+        elif timeout is not None and timeout > threading.TIMEOUT_MAX:
             timeout = threading.TIMEOUT_MAX
         condition.wait(timeout)
+
+
+MAIN_THREAD_SLICE = 0.1
+"""Seconds a :class:`RealClock` wait on the main thread lasts at most before it returns."""
 
 
 def wait_for(clock: Clock, condition: threading.Condition, predicate: Callable[[], bool],

@@ -116,7 +116,8 @@ LONG_RUNNING: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     (re.compile(r"^python examples/library_usage\.py\b"), re.compile(r"faro is ready")),
     (re.compile(r"^tail -F\b"), re.compile(r'"eventType"')),
     # Programs that end with controller.run(): up once the ready callback printed.
-    (re.compile(_UNTIL_KILLED), re.compile(r"^ready", re.M)),
+    # Not anchored: the handler's print() on a worker thread may interleave with it.
+    (re.compile(_UNTIL_KILLED), re.compile(r"ready")),
     (re.compile(r"^python block-cli\.md-\d+\.py run\b"), re.compile(r"faro is ready")),
 )
 """Commands that run until Ctrl-C: (the command, what it prints once it is up)."""
@@ -325,9 +326,13 @@ def test_the_commands_of(document: str, tmp_path: Path, cluster: SimulatedCluste
                     continue
                 process = _Process(command.removesuffix("&").strip(), cwd, env)
                 background.append(process)
-                eventually(lambda p=process, r=ready: bool(r.search(p.text()))
-                           or p.popen.poll() is not None,
-                           what=f"{command!r} to be up ({ready.pattern!r})", timeout=DEADLINE)
+                try:
+                    eventually(lambda p=process, r=ready: bool(r.search(p.text()))
+                               or p.popen.poll() is not None,
+                               what=f"{command!r} to be up ({ready.pattern!r})",
+                               timeout=DEADLINE)
+                except AssertionError as error:
+                    raise AssertionError(f"{error}; it printed:\n{process.text()}") from None
                 assert process.popen.poll() is None, \
                     f"{command!r} ended early ({process.popen.returncode}):\n{process.text()}"
         for expected in AFTER_SESSION.get(document, []):
