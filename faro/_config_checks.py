@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
 from faro._names import is_dns1123_label, is_dns1123_subdomain
+from faro._regex import PatternError, UnsupportedPattern, compile_pattern
 from faro._selectors import (
     FieldRequirement,
     FieldSelector,
@@ -305,9 +306,16 @@ _REGEX_SYNTAX: Final = frozenset(".^$*+?{}[]\\|()")
 
 
 def _pattern(text: str, path: str, what: str) -> str:
+    """``text``, once RE2 has compiled it: patterns are matched in linear time, so that no
+    object or namespace name can make matching take exponential time (and freeze faro)."""
     try:
-        re.compile(text)
-    except re.error as exc:
+        compile_pattern(text)
+    except UnsupportedPattern as exc:
+        raise _Invalid(path, f"{text!r} is not a valid {what}, so it is read as a regular "
+                             f"expression, and it uses syntax that is not supported ({exc}) "
+                             "because patterns must match in linear time (RE2 syntax: no "
+                             "backreferences, lookahead or lookbehind)") from None
+    except PatternError as exc:
         raise _Invalid(path, f"{text!r} is not a valid {what}, so it is read as a regular "
                              f"expression, and it is not a valid one: {exc}") from None
     return text

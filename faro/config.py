@@ -21,7 +21,8 @@ the loading, and imports the checks only when it runs them (they import the type
 
 ``name_selector`` values (namespaces and object names) that are valid Kubernetes names are exact
 names, filtered by the API server; anything else is a regular expression that must match the
-whole name (:func:`re.fullmatch`). See ``docs/config.md``.
+whole name, in RE2 syntax and matched in linear time (:mod:`faro._regex`). See
+``docs/config.md``.
 
 All the classes here are immutable and safe to share between threads.
 """
@@ -30,14 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Final
 
 import yaml
 
+from faro._regex import Pattern, compile_pattern
 from faro.errors import FaroError
 from faro.gvr import GroupVersionResource
 
@@ -263,9 +263,9 @@ class ResourceConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compile(pattern: str) -> Pattern:
+    # Linear-time (RE2) and cached; the checks have already rejected what RE2 cannot match.
+    return compile_pattern(pattern)
 
 
 @dataclass(frozen=True, slots=True)

@@ -440,6 +440,43 @@ def test_matches_name_is_a_full_match() -> None:
     assert nc(PODS, "").matches_name("anything")
 
 
+# Patterns as users write them, and names around them: RE2 (faro's matcher) must agree with
+# Python's re.fullmatch, which faro used before patterns were matched in linear time.
+USUAL_PATTERNS = ["prod-.*", "prod|staging", "team-[0-9]+", "config-[a-z]+", "(?i)PROD-.*",
+                  "a.c", "x{2,3}", r"[^.]+\.example\.com", "system:controller:.*", r"\d+",
+                  r"web-\w+", "(app|web)-(eu|us)-[0-9]{1,3}", "^prod$"]
+USUAL_NAMES = ["prod-eu", "preprod-eu", "prod", "staging", "staging-2", "team-1", "team-",
+               "config-app", "config-app-2", "abc", "a.c", "xx", "xxxx", "db.example.com",
+               "a.b.example.com", "system:controller:job", "123", "web-a_1", "app-eu-7",
+               "web-us-1000", "", "PROD-X"]
+
+
+@pytest.mark.parametrize("pattern", USUAL_PATTERNS)
+def test_patterns_match_as_python_re_fullmatch_did(pattern: str) -> None:
+    python = re.compile(pattern)
+    entry = nc(CONFIGMAPS, "", namespace_pattern=pattern, name_pattern=pattern)
+    for name in USUAL_NAMES:
+        expected = python.fullmatch(name) is not None
+        assert entry.matches_name(name) == expected, name
+        assert entry.matches_namespace(name) == expected, name
+
+
+def test_a_catastrophic_pattern_is_matched_in_linear_time() -> None:
+    # With Python's re, (a+)+$ against a...ab takes time doubling with each "a": 40 of them
+    # would take days. RE2 answers at once, however long the name (at most 253 characters).
+    config = Config.from_yaml("""
+        resources:
+          - gvr: v1/configmaps
+            namespace_names: ["(x+x+)+y"]
+            name_selector: "(a+)+$"
+        """)
+    (only,) = config.normalized
+    assert not only.matches_name("a" * 252 + "b")
+    assert only.matches_name("a" * 253)
+    assert not only.matches_namespace("x" * 62 + "z")
+    assert only.matches_namespace("x" * 62 + "y")
+
+
 # ---------------------------------------------------------------------------------------------
 # Selectors: canonical text and the metadata.name merge
 # ---------------------------------------------------------------------------------------------
@@ -664,6 +701,21 @@ def test_unknown_keys_are_rejected_with_a_suggestion_and_the_allowed_keys(
      "resources[0].namespace_names[0]",
      "'team-[' is not a valid namespace name, so it is read as a regular expression, and it "
      "is not a valid one: unterminated character set at position 5"),
+    # patterns are matched in linear time (RE2): constructs that need backtracking are refused
+    ("resources: [{gvr: v1/pods, name_selector: '(web)-\\1'}]", "resources[0].name_selector",
+     "'(web)-\\\\1' is not a valid object name, so it is read as a regular expression, and it "
+     "uses syntax that is not supported (invalid escape sequence: \\1) because patterns must "
+     "match in linear time (RE2 syntax: no backreferences, lookahead or lookbehind)"),
+    ("namespaces: [{name_selector: 'team-(?!test).*', resources: {v1/pods: }}]",
+     "namespaces[0].name_selector",
+     "'team-(?!test).*' is not a valid namespace name, so it is read as a regular expression, "
+     "and it uses syntax that is not supported (invalid perl operator: (?!) because patterns "
+     "must match in linear time (RE2 syntax: no backreferences, lookahead or lookbehind)"),
+    ("resources: [{gvr: v1/pods, namespace_names: ['(?<=a)b']}]",
+     "resources[0].namespace_names[0]",
+     "'(?<=a)b' is not a valid namespace name, so it is read as a regular expression, and it "
+     "uses syntax that is not supported (invalid perl operator: (?<=) because patterns must "
+     "match in linear time (RE2 syntax: no backreferences, lookahead or lookbehind)"),
     # namespaces
     ("namespaces: [{resources: {v1/pods: }}]", "namespaces[0]",
      "missing required key 'name_selector'"),
