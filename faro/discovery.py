@@ -17,9 +17,9 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from kubernetes.client import ApiClient
@@ -39,6 +39,9 @@ READ_TIMEOUT = 30.0
 
 MAX_PARALLEL = 4
 """Group/version documents fetched at the same time."""
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +244,7 @@ class Discovery:
                                  f"an API group list ({error!r})") from error
         if not targets:
             return (), {}
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(targets)),
-                                thread_name_prefix="faro-discovery") as pool:
-            results = list(pool.map(self._group_version, targets))
+        results = _map_on_daemons(self._group_version, targets, MAX_PARALLEL)
         out: dict[GroupVersionResource, APIResource] = {}
         failed: dict[str, str] = {}
         for (group, version, _), result in zip(targets, results, strict=True):
@@ -302,6 +303,43 @@ class Discovery:
     def _url(self, path: str) -> str:
         host = str(getattr(self._api_client.configuration, "host", "") or "")
         return host.rstrip("/") + path
+
+
+def _map_on_daemons(function: Callable[[_T], _R], items: Sequence[_T],
+                    parallel: int) -> list[_R]:
+    """``[function(item) for item in items]``, run on up to ``parallel`` daemon threads.
+
+    Daemon threads, unlike a ThreadPoolExecutor's (which the interpreter joins at exit), never
+    keep a program that ends mid-discovery waiting for the read timeout. The first exception
+    an item raised is raised again here, after every thread has ended.
+    """
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    pending = iter(range(len(items)))
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = function(items[index])
+            except BaseException as error:  # raised again by the caller's thread
+                with lock:
+                    errors.append(error)
+                return
+
+    threads = [threading.Thread(target=work, name=f"faro-discovery_{n}", daemon=True)
+               for n in range(min(parallel, len(items)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _resources(data: dict[str, Any], group: str, version: str,
