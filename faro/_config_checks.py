@@ -192,6 +192,8 @@ def known_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], path: str,
 
 def _string(value: object, path: str, what: str = "a string") -> str:
     if isinstance(value, str):
+        if "\0" in value:  # no file name, URL, selector or Kubernetes name holds one
+            raise _Invalid(path, f"must not contain a NUL character, got {value!r}")
         return value
     hint = " (quote it to make it a string)" if isinstance(value, bool | int | float) else ""
     raise _Invalid(path, f"expected {what}, got {describe(value)}{hint}")
@@ -217,25 +219,40 @@ def _boolean(value: object, path: str) -> bool:
     return value
 
 
-def _integer(value: object, path: str, minimum: int, maximum: int | None = None) -> int:
+def _number_text(value: float) -> str:
+    """``value`` as written, or its size when it is too long to print usefully."""
+    if isinstance(value, int) and abs(value) >= 10**18:
+        return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _integer(value: object, path: str, minimum: int, maximum: int | None = None, *,
+             cap: int | None = None) -> int:
+    """An integer in ``minimum..maximum`` (a range, said as one) or ``minimum..cap``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(path, f"expected an integer, got {describe(value)}")
+    got = _number_text(value)
     if value < minimum or (maximum is not None and value > maximum):
         if maximum is not None:
-            raise _Invalid(path, f"must be between {minimum} and {maximum}, got {value}")
+            raise _Invalid(path, f"must be between {minimum} and {maximum}, got {got}")
         if minimum == 0:
-            raise _Invalid(path, f"must not be negative, got {value}")
-        raise _Invalid(path, f"must be at least {minimum}, got {value}")
+            raise _Invalid(path, f"must not be negative, got {got}")
+        raise _Invalid(path, f"must be at least {minimum}, got {got}")
+    if cap is not None and value > cap:
+        raise _Invalid(path, f"must be at most {cap:,}, got {got}")
     return value
 
 
 def _seconds(value: object, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(path, f"expected a number of seconds, got {describe(value)}")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise _Invalid(path, f"must be a finite number, got {value!r}")
     if value < 0:
-        raise _Invalid(path, f"must not be negative, got {value!r}")
+        raise _Invalid(path, f"must not be negative, got {_number_text(value)}")
+    if value > SECONDS_MAX:  # exact for ints of any size: no float conversion
+        raise _Invalid(path, f"must be at most {SECONDS_MAX:,} seconds, got "
+                             f"{_number_text(value)}")
     return float(value)
 
 
@@ -260,13 +277,23 @@ def _url_path(value: object, path: str) -> str:
 _Check = Callable[[object, str], object]
 
 # Settings that are single values: each key's check (which returns the stored value).
+WORKERS_MAX: Final = 1024
+"""The most handler threads a configuration may ask for."""
+RETRIES_MAX: Final = 1_000_000
+"""The most retries of one event a configuration may ask for."""
+BACKUPS_MAX: Final = 9_999
+"""The most rotated export files kept."""
+SECONDS_MAX: Final = 1_000_000_000
+"""The longest duration a setting may give (about 31 years): longer is a mistake, and
+larger values than the system's timers take would fail only at run time."""
+
 _SCALARS: Final[dict[str, _Check]] = {
     "output_dir": lambda v, p: _required_string(v, p, "a directory"),
     "log_level": _log_level,
     "auto_shutdown_sec": _seconds,
     "json_export": _boolean,
-    "workers": lambda v, p: _integer(v, p, 1),
-    "max_retries": lambda v, p: _integer(v, p, 0),
+    "workers": lambda v, p: _integer(v, p, 1, cap=WORKERS_MAX),
+    "max_retries": lambda v, p: _integer(v, p, 0, cap=RETRIES_MAX),
     "unhealthy_after_sec": _seconds,
 }
 _METRICS_CHECKS: Final[dict[str, _Check]] = {
@@ -276,8 +303,8 @@ _METRICS_CHECKS: Final[dict[str, _Check]] = {
     "bind_addr": lambda v, p: _required_string(v, p, "an address to listen on"),
 }
 _EXPORT_CHECKS: Final[dict[str, _Check]] = {
-    "max_bytes": lambda v, p: _integer(v, p, 0),
-    "backups": lambda v, p: _integer(v, p, 0),
+    "max_bytes": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
+    "backups": lambda v, p: _integer(v, p, 0, cap=BACKUPS_MAX),
     "fsync": _boolean,
 }
 _S = TypeVar("_S", MetricsConfig, ExportConfig)

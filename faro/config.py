@@ -392,6 +392,8 @@ class Config:
             raise ConfigError(source, "", f"invalid YAML: {exc}") from None
         except RecursionError:
             raise ConfigError(source, "", "invalid YAML: nested too deeply") from None
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise ConfigError(source, "", f"invalid YAML: {exc}") from None
         return cls.from_dict({} if data is None else data, source=source)
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -517,6 +519,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             text = file.read()
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read the file: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path; UnicodeDecodeError is handled below
+        if isinstance(exc, UnicodeDecodeError):
+            raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") \
+                from None
+        raise ConfigError(source, "", f"cannot read the file: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") \
             from None
