@@ -33,13 +33,20 @@ def get(api_client: ApiClient, path: str, *, query: list[tuple[str, str]] | None
             method, url, headers=headers, preload_content=preload_content, retries=False,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
     except ValueError as error:
-        # http.client quotes the whole offending value, which here is the Authorization
-        # header: never let a bearer token reach a log line or an error message.
-        if "Invalid header value" not in str(error):
-            raise
-        raise ValueError("a request header has an invalid value (a line break or control "
-                         "character in the bearer token?); the value is not shown, as it "
-                         "may be a credential") from None
+        raise without_credentials(error) from None
+
+
+def without_credentials(error: ValueError) -> ValueError:
+    """``error``, or when it quotes a header value, one that does not.
+
+    http.client quotes the whole offending value, which for faro's requests is the
+    Authorization header: a bearer token must never reach a log line or an error message.
+    """
+    if "Invalid header value" not in str(error):
+        return error
+    return ValueError("a request header has an invalid value (a line break or control "
+                      "character in the bearer token?); the value is not shown, as it may be "
+                      "a credential")
 
 
 def status_error(response: Any, body: bytes, path: str) -> ApiStatusError:

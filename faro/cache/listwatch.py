@@ -277,12 +277,7 @@ def _interruptible_get(api_client: ApiClient, path: str, query: list[tuple[str, 
             assert_same_host=False,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
     except ValueError as error:
-        # As faro._http.get: never let a bearer token reach a message.
-        if "Invalid header value" not in str(error):
-            raise
-        raise ValueError("a request header has an invalid value (a line break or control "
-                         "character in the bearer token?); the value is not shown, as it "
-                         "may be a credential") from None
+        raise _http.without_credentials(error) from None
 
 
 def _pool(pool_manager: urllib3.PoolManager, url: str) -> Any:

@@ -10,8 +10,7 @@ import os
 import re
 import stat
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
@@ -22,6 +21,7 @@ from faro.config import Config, ResourceConfig
 from faro.controller import _log_event
 from faro.events import EventType, MatchedEvent
 from faro.logs import LOG_FORMAT, LoggingSetup, UTCFormatter, log_level, setup_logging
+from tests.unit.test_export import call_bounded
 
 EVENT_LINE = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z INFO faro\.events: "
@@ -220,41 +220,6 @@ def test_repr_and_type(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 needs_fifos = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-
-DEADLINE = 10.0  # seconds; setting up logging or writing a line takes milliseconds
-
-
-def call_bounded(function: Callable[[], T], fifo: Path | Callable[[], Path]) -> T:
-    """``function()`` in a thread; fails if it is still running after DEADLINE seconds.
-
-    A call blocked opening ``fifo`` (or the path ``fifo()`` returns) for writing is released
-    first (by opening it for reading), so that a regression fails the test instead of hanging.
-    """
-    results: list[T] = []
-    raised: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(function())
-        except BaseException as exc:
-            raised.append(exc)
-
-    thread = threading.Thread(target=run, name="bounded call", daemon=True)
-    thread.start()
-    thread.join(DEADLINE)
-    if thread.is_alive():
-        if callable(fifo):
-            fifo = fifo()
-        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # releases a blocked writer
-        try:
-            thread.join(DEADLINE)
-        finally:
-            os.close(reader)
-        pytest.fail(f"blocked for {DEADLINE} s on the FIFO {fifo}")
-    if raised:
-        raise raised[0]
-    return results[0]
-
 
 def file_handler_of(setup: LoggingSetup) -> logging.FileHandler:
     (handler,) = [h for h in setup.handlers if isinstance(h, logging.FileHandler)]
