@@ -17,8 +17,14 @@ The rules: entries asking for the same request (resource, namespace, label and f
 selectors, origin) share one informer; an entry for one namespace (or a pattern) is served
 by the all-namespaces informer of the same request when there is one (faro then filters
 by namespace); a cluster-scoped resource gets one cluster-wide informer whatever the
-namespace filter (a warning says so); a pattern becomes one informer per matching
-namespace. Informers come in the order their requests first appear in the entries.
+namespace filter (a warning says so). Namespaces matched by a pattern, and two or more
+namespaces listed with the same selectors, are served by one *shared* all-namespaces
+informer that faro filters by namespace (one thread and one connection, however many
+namespaces match), unless the snapshot says the credentials cannot list the resource
+cluster-wide (:attr:`Snapshot.cluster_list_forbidden`): then each listed namespace gets its
+own informer and a pattern becomes one informer per matching namespace. A single listed
+namespace keeps its own informer (a namespaced Role is enough for it). Informers come in
+the order their requests first appear in the entries.
 """
 
 from __future__ import annotations
@@ -63,10 +69,14 @@ class Snapshot:
     ``served`` maps a resource to how it is served; a resource missing from it is not
     served, unless ``assume_served`` (planning without a cluster): then it counts as
     served, namespaced unless its entry declares ``scope: Cluster``.
+    ``cluster_list_forbidden`` names the resources whose cluster-wide list is forbidden.
     """
 
     served: Mapping[GroupVersionResource, Served] = field(default_factory=dict)
     assume_served: bool = False
+    cluster_list_forbidden: frozenset[GroupVersionResource] = frozenset()
+    """Resources the credentials may not list in all namespaces: their namespaces are
+    served by per-namespace informers instead of a shared one."""
 
     def lookup(self, entry: NormalizedConfig) -> Served | None:
         """How ``entry``'s resource is served, or None when it is not."""
@@ -149,6 +159,15 @@ class PlannedInformer:
         return tuple(entry.config for entry in self.entries)
 
     @property
+    def shared(self) -> bool:
+        """Whether it watches all namespaces only to serve entries limited to some (listed
+        namespaces, patterns): faro filters by namespace; it needs a cluster-wide list."""
+        return self.key.namespace is None and self.key.namespace_pattern is None and \
+            not self.cluster_scoped and all(
+                entry.config.namespace is not None or entry.config.namespace_pattern is not None
+                for entry in self.entries)
+
+    @property
     def target(self) -> str:
         """Where it watches: ``in namespace x``, ``in all namespaces``, ``cluster-wide ...``."""
         key = self.key
@@ -157,7 +176,20 @@ class PlannedInformer:
         if key.namespace_pattern is not None:
             return (f"in namespaces matching {key.namespace_pattern!r} (resolved at runtime: "
                     "one informer per matching namespace)")
-        return "cluster-wide (Cluster-scoped)" if self.cluster_scoped else "in all namespaces"
+        if self.cluster_scoped:
+            return "cluster-wide (Cluster-scoped)"
+        if not self.shared:
+            return "in all namespaces"
+        names = list(dict.fromkeys(e.config.namespace for e in self.entries
+                                   if e.config.namespace is not None))
+        patterns = list(dict.fromkeys(e.config.namespace_pattern for e in self.entries
+                                      if e.config.namespace_pattern is not None))
+        parts = []
+        if names:
+            parts.append(("namespace " if len(names) == 1 else "namespaces ") + ", ".join(names))
+        if patterns:
+            parts.append("namespaces matching " + ", ".join(repr(p) for p in patterns))
+        return "in all namespaces, filtered by faro to " + " and ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +220,7 @@ def plan_informers(entries: Iterable[NormalizedConfig], snapshot: Snapshot,
     wanted: list[tuple[StreamKey, NormalizedConfig, bool]] = []  # (key, entry, cluster-scoped)
     warnings: list[PlanWarning] = []
     unserved: list[NormalizedConfig] = []
+    forbidden = snapshot.cluster_list_forbidden
     for entry in entries:
         served = snapshot.lookup(entry)
         if served is None:
@@ -202,9 +235,13 @@ def plan_informers(entries: Iterable[NormalizedConfig], snapshot: Snapshot,
                     "informer watches it cluster-wide")))
             keys = [base]
         elif entry.namespace_pattern is not None:
-            keys = [replace(base, namespace_pattern=entry.namespace_pattern)] \
-                if namespaces is None else \
-                [replace(base, namespace=ns) for ns in namespaces if entry.matches_namespace(ns)]
+            if entry.gvr not in forbidden:
+                keys = [base]  # shared: one informer in all namespaces, filtered by faro
+            elif namespaces is None:
+                keys = [replace(base, namespace_pattern=entry.namespace_pattern)]
+            else:
+                keys = [replace(base, namespace=ns) for ns in namespaces
+                        if entry.matches_namespace(ns)]
         elif entry.namespace is not None:
             keys = [replace(base, namespace=entry.namespace)]
         else:
@@ -212,16 +249,25 @@ def plan_informers(entries: Iterable[NormalizedConfig], snapshot: Snapshot,
         wanted.extend((key, entry, not served.namespaced) for key in keys)
 
     # A namespace's (or a pattern's) request is served by the all-namespaces request with the
-    # same selectors when some entry makes it.
+    # same selectors when some entry makes it, and so are two or more namespaces' requests
+    # with the same selectors when the credentials may list the resource cluster-wide.
     everywhere = {key for key, _, _ in wanted
                   if key.namespace is None and key.namespace_pattern is None}
+    listed: dict[StreamKey, set[str]] = {}
+    for key, _, _ in wanted:
+        if key.namespace is not None and key.gvr not in forbidden:
+            listed.setdefault(replace(key, namespace=None), set()).add(key.namespace)
+    everywhere.update(base for base, names in listed.items() if len(names) > 1)
 
     def serving(key: StreamKey) -> StreamKey:
         base = replace(key, namespace=None, namespace_pattern=None)
         return base if base in everywhere else key
 
-    grouped: dict[StreamKey, list[tuple[NormalizedConfig, bool]]] = {
-        key: [] for key, _, _ in wanted if serving(key) == key}
+    requested = {key for key, _, _ in wanted}
+    grouped: dict[StreamKey, list[tuple[NormalizedConfig, bool]]] = {}
+    for key, _, _ in wanted:  # each at the place its request (or its first served) appears
+        if serving(key) == key or serving(key) not in requested:
+            grouped.setdefault(serving(key), [])
     for key, entry, cluster_scoped in wanted:
         group = grouped[serving(key)]
         if not any(served is entry for served, _ in group):
@@ -230,13 +276,12 @@ def plan_informers(entries: Iterable[NormalizedConfig], snapshot: Snapshot,
     for key, group in grouped.items():
         cluster_scoped = all(scoped for _, scoped in group)
         informers.append(PlannedInformer(key, cluster_scoped, tuple(
-            PlannedEntry(entry, _notes(entry, key, cluster_scoped, namespaces is None))
+            PlannedEntry(entry, _notes(entry, key, cluster_scoped))
             for entry, _ in group)))
     return Plan(tuple(informers), tuple(warnings), tuple(unserved))
 
 
-def _notes(entry: NormalizedConfig, key: StreamKey, cluster_scoped: bool,
-           offline: bool) -> tuple[str, ...]:
+def _notes(entry: NormalizedConfig, key: StreamKey, cluster_scoped: bool) -> tuple[str, ...]:
     """How the informer of ``key`` serves ``entry``: what faro filters itself, and why."""
     notes: list[str] = []
     everywhere = key.namespace is None and key.namespace_pattern is None
@@ -247,9 +292,8 @@ def _notes(entry: NormalizedConfig, key: StreamKey, cluster_scoped: bool,
         if entry.namespace is not None and key.namespace is None:
             notes.append(f"only namespace {entry.namespace} (filtered by faro)")
         if entry.namespace_pattern is not None and everywhere:
-            resolved = "resolved at runtime, " if offline else ""
-            notes.append(f"only namespaces matching {entry.namespace_pattern!r} ({resolved}"
-                         "filtered by faro)")
+            notes.append(f"only namespaces matching {entry.namespace_pattern!r} (filtered by "
+                         "faro)")
     if entry.name_pattern is not None:
         notes.append(f"names matching {entry.name_pattern!r} (client-side)")
     if entry.scope is not None:

@@ -6,6 +6,14 @@ Built-in resources are found once through discovery (their scope never changes);
 resources are read from a CRD watcher, namespaces from a namespace watcher, each started
 only when the configuration needs it; anything else (an aggregated API) is asked of
 discovery. Every change the watchers see calls ``on_change`` (on the watcher's thread).
+
+Whether the credentials may list a resource in all namespaces (so one shared informer can
+serve namespaces matched by a pattern, or several listed ones) is learnt once per resource
+by a one-item cluster-wide list (:meth:`Serving.learn_cluster_list`): 403 Forbidden means
+no, and the snapshot then names the resource in ``cluster_list_forbidden``. A LIST is what
+the informer itself would make, so the answer holds for any authorizer (RBAC, webhook,
+node) on a real kube-apiserver and on the simulator alike. The namespace watcher is needed
+only then: for patterns of resources served one informer per namespace.
 It also tells which entries name a resource that can never exist (:meth:`Serving.check`)
 and why a stopped informer's objects are gone (:meth:`Serving.gone`).
 
@@ -22,11 +30,13 @@ from collections.abc import Callable, Iterable
 from faro._names import KubeObject
 from faro._plan import Served, Snapshot, StreamKey
 from faro.cache import SharedInformer
+from faro.cache.listwatch import Interrupter, ListWatch
 from faro.cache.transform import strip_managed_fields
 from faro.client import KubernetesClient
 from faro.clock import Clock
 from faro.config import NormalizedConfig
 from faro.discovery import Discovery, DiscoveryError
+from faro.errors import ApiStatusError
 from faro.gvr import GroupVersionResource
 from faro.metrics import ControllerMetrics
 
@@ -59,7 +69,9 @@ class Serving:
         self._started: dict[SharedInformer, float] = {}  # watcher -> when it started
         self._builtin: dict[GroupVersionResource, Served] = {}  # found once: fixed
         self._crd_groups: set[str] = set()  # groups seen defined by a CRD
+        self._cluster_list: dict[GroupVersionResource, bool] = {}  # may list all namespaces
         self._interrupted = threading.Event()  # the controller stops: no more watchers
+        self._probe = Interrupter()  # aborts a cluster-wide list probe at stop
 
     @property
     def _discovery(self) -> Discovery:
@@ -77,6 +89,7 @@ class Serving:
         watchers' threads (:meth:`watchers`).
         """
         self._interrupted.set()
+        self._probe.abort()
         for watcher in list(self._started):
             watcher.stop(timeout=0)
 
@@ -126,9 +139,46 @@ class Serving:
         if self._crds is None and any(c.gvr not in self._builtin for c in configs) and \
                 not self._interrupted.is_set():
             self._crds = self._watch(CRDS)
-        if self._namespaces is None and any(c.namespace_pattern is not None for c in configs) \
-                and not self._interrupted.is_set():
+        if self._namespaces is None and not self._interrupted.is_set() and any(
+                c.namespace_pattern is not None and self._cluster_list.get(c.gvr) is False
+                for c in configs):  # patterns served one informer per matching namespace
             self._namespaces = self._watch(NAMESPACES)
+
+    # ------------------------------------------------------ cluster-wide lists
+
+    def learn_cluster_list(self, gvrs: Iterable[GroupVersionResource]) -> bool:
+        """Learn whether the credentials may list each of ``gvrs`` in all namespaces (once
+        per resource); True when one of them turned out forbidden (re-plan).
+
+        One ``GET <collection>?limit=1`` each: 403 is a no, logged once; any other error
+        leaves the question open (the shared informer is tried, and reports its errors in
+        the health probes like any informer).
+        """
+        forbidden = False
+        for gvr in dict.fromkeys(gvrs):
+            if gvr in self._cluster_list or self._interrupted.is_set():
+                continue
+            try:
+                ListWatch(self._client.api_client, gvr).list_page(limit=1,
+                                                                  interrupter=self._probe)
+            except ApiStatusError as exc:
+                if exc.status != 403:
+                    logger.debug("controller %s: listing %s in all namespaces failed (%s); "
+                                 "trying one shared informer", self._name, gvr, exc)
+                    continue
+                self._cluster_list[gvr] = False
+                forbidden = True
+                logger.warning(
+                    "controller %s: the credentials may not list %s in all namespaces (403 "
+                    "Forbidden): its namespaces are served by one informer each, not by one "
+                    "shared informer (allow list and watch of %s cluster-wide to save a "
+                    "thread and a connection per namespace)", self._name, gvr, gvr.resource)
+            except Exception as exc:  # the connection; an interrupted probe
+                logger.debug("controller %s: listing %s in all namespaces failed (%s); "
+                             "trying one shared informer", self._name, gvr, exc)
+            else:
+                self._cluster_list[gvr] = True
+        return forbidden
 
     def _watch(self, gvr: GroupVersionResource) -> SharedInformer:
         watcher = SharedInformer(self._client.api_client, gvr,
@@ -166,7 +216,8 @@ class Serving:
             how = self.served(gvr)
             if how is not None:
                 served[gvr] = how
-        return Snapshot(served)
+        return Snapshot(served, cluster_list_forbidden=frozenset(
+            gvr for gvr, allowed in self._cluster_list.items() if not allowed))
 
     def namespaces(self) -> list[str]:
         """The namespaces that exist (none known without the namespace watcher)."""

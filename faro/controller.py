@@ -8,7 +8,8 @@ each passed what it needs when made (one clock for all):
   CRDs and namespaces whose changes trigger a re-plan);
 * :mod:`faro._plan`: the pure planner, entries and that snapshot in, the informers to run
   out (one per resource, namespace and server-side selectors, shared by every entry that
-  asks for that stream);
+  asks for that stream; namespaces matched by a pattern, or several listed, share one
+  all-namespaces informer unless the credentials may not list the resource cluster-wide);
 * :mod:`faro._streams`: the running informers, kept equal to the plan;
 * :mod:`faro._delivery`: matching each change to an entry and delivering it to the
   handlers, per object in order, one worker per object at a time;
@@ -53,7 +54,7 @@ from kubernetes.client import ApiClient
 from faro._delivery import Delivery, describe_callee
 from faro._entries import Entries
 from faro._health import Health, Watched
-from faro._plan import plan_informers
+from faro._plan import Plan, plan_informers
 from faro._serving import Serving
 from faro._streams import Streams
 from faro.cache import SharedInformer
@@ -548,8 +549,17 @@ class Controller:
     def _reconcile(self) -> None:
         """Start, stop and update informers to match the plan (lock held)."""
         entries = self._entries.watched
-        plan = plan_informers(entries, self._serving.snapshot(e.gvr for e in entries),
-                              self._serving.namespaces())
+
+        def planned() -> Plan:
+            return plan_informers(entries, self._serving.snapshot(e.gvr for e in entries),
+                                  self._serving.namespaces())
+
+        plan = planned()
+        # A shared informer (one for many namespaces) needs a cluster-wide list: where the
+        # credentials forbid it, plan again with one informer per namespace.
+        if self._serving.learn_cluster_list(i.key.gvr for i in plan.informers if i.shared):
+            self._serving.ensure_watchers(entries)  # the namespaces patterns now need
+            plan = planned()
         for warning in plan.warnings:
             if warning.config not in self._warned:
                 self._warned.add(warning.config)

@@ -602,10 +602,14 @@ def test_validate_prints_the_plan_of_a_namespace_centric_file(
     assert "[1] v1/pods in namespace production" in lines
     assert "label selector (server-side): app=nginx" in lines
     assert "[2] apps/v1/deployments in namespace production" in lines
-    assert ("[3] v1/configmaps in namespaces matching 'team-.*' (resolved at runtime: one "
-            "informer per matching namespace)") in lines
-    assert ("entry namespaces[1].resources[v1/configmaps]: names matching 'config-.*' "
-            "(client-side)") in lines
+    # A pattern: one informer in all namespaces, filtered by faro.
+    assert "[3] v1/configmaps in all namespaces, filtered by faro to namespaces matching " \
+        "'team-.*'" in lines
+    assert ("entry namespaces[1].resources[v1/configmaps]: only namespaces matching 'team-.*' "
+            "(filtered by faro); names matching 'config-.*' (client-side)") in lines
+    assert any(line.startswith("(A shared informer lists and watches all namespaces: where "
+                               "the credentials may not, faro runs one informer per namespace")
+               for line in lines)
     assert "field selector (server-side): status.successful=1" in lines
     assert "shared by" not in out
     assert "JSON export:    on: /var/faro/events-YYYYMMDD-HHMMSS.json (rotated at 100 MiB, " \
@@ -630,8 +634,7 @@ def test_validate_shows_shared_informers_and_client_side_filters(
     assert lines[start + 1:start + 5] == [
         "label selector (server-side): app=web",
         "entry resources[0]: only namespace default (filtered by faro)",
-        "entry resources[0]: only namespaces matching 'team-.*' (resolved at runtime, "
-        "filtered by faro)",
+        "entry resources[0]: only namespaces matching 'team-.*' (filtered by faro)",
         "entry resources[1]",
     ]
     assert "[2] v1/namespaces cluster-wide (Cluster-scoped)" in lines
@@ -1018,7 +1021,10 @@ def test_a_signal_during_start_up_stops_faro_without_waiting_for_the_start(
             sim.delay(60, path=r"^/apis$")  # the discovery of API groups: slow
             watch_config(tmp_path, "default")
             waiting = "reading the cluster's resources (discovery)"
-        else:  # a namespace pattern needs the namespace watcher: its lists keep failing
+        else:  # a namespace pattern needs the namespace watcher when the credentials may
+            # not list configmaps cluster-wide (else one shared informer serves it): its
+            # lists keep failing
+            sim.fail_next(1_000_000, 403, path=r"^/api/v1/configmaps(\?|$)")
             sim.fail_next(1_000_000, path=r"^/api/v1/namespaces\?")
             watch_config(tmp_path, "team-.*")
             waiting = "waiting for the first list of v1/namespaces"

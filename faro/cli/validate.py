@@ -167,6 +167,10 @@ def _plan_text(config: Config, plan: Sequence[PlannedInformer]) -> list[str]:
         lines.append("  (Without a cluster faro knows the scope of Kubernetes' own resources "
                      "only: 'in all namespaces' is one cluster-wide informer if the resource "
                      "is cluster-scoped; 'scope: Cluster' in an entry says so.)")
+    if any(i.shared for i in plan):
+        lines.append("  (A shared informer lists and watches all namespaces: where the "
+                     "credentials may not, faro runs one informer per namespace instead, "
+                     "resolving patterns at runtime, and logs a warning.)")
     settings = _settings(config)
     export = config.export
     if config.json_export:

@@ -34,6 +34,15 @@ def informer_names(controller: Controller) -> list[str]:
     return sorted(controller.informers())
 
 
+def forbid_cluster_wide_list(cluster: SimulatedCluster, resource: str = "configmaps") -> None:
+    """Answer 403 to every list and watch of core ``resource`` in all namespaces, as RBAC
+    does for credentials bound to namespaced Roles only: faro then runs one informer per
+    namespace (tests/integration/test_shared_informers.py covers the shared informer)."""
+    cluster.fail_next(10**9, 403, path=rf"^/api/v1/{resource}(\?|$)",
+                      message=f"{resource} is forbidden: cannot list resource {resource!r} in "
+                              "API group \"\" at the cluster scope")
+
+
 # ------------------------------------------------------------------ the two formats, filters
 
 
@@ -52,11 +61,12 @@ def test_both_formats_in_one_file_watch_exactly_what_they_name(
             namespace_names: [prod, staging]
             field_selector: type=Opaque
         """, events)
-    assert controller.get_active_informers() == (3, 0)
+    # Two namespaces listed with the same selectors: one informer in all namespaces, which
+    # faro filters to prod and staging.
+    assert controller.get_active_informers() == (2, 0)
     assert informer_names(controller) == [
         "v1/configmaps in prod labels 'app=web'",
-        "v1/secrets in prod fields 'type=Opaque'",
-        "v1/secrets in staging fields 'type=Opaque'",
+        "v1/secrets fields 'type=Opaque'",
     ]
     cluster.create(configmap("web", "prod", labels={"app": "web"}))
     cluster.create(configmap("db", "prod", labels={"app": "db"}))          # label filtered
@@ -181,6 +191,7 @@ def test_cluster_scoped_resources_get_one_cluster_wide_informer(
 
 def test_a_namespace_regex_starts_and_stops_informers_as_namespaces_come_and_go(
         cluster: SimulatedCluster, controllers: Controllers) -> None:
+    forbid_cluster_wide_list(cluster)  # else one shared informer serves the pattern
     cluster.create(namespace("team-a"))
     cluster.create(namespace("elsewhere"))
     cluster.create(configmap("early", "team-a"))
@@ -422,6 +433,7 @@ def test_two_controllers_in_one_process_do_not_interfere(
 def test_objects_of_a_namespace_that_vanished_unseen_are_reported_deleted(
         cluster: SimulatedCluster, controllers: Controllers) -> None:
     """If the informer missed the deletes (its watch was down), stopping it reports them."""
+    forbid_cluster_wide_list(cluster)  # one informer per namespace, stopped with it
     cluster.create(namespace("team-x"))
     events = Events()
     controller = controllers.make({"namespaces": [{"name_selector": "team-.*",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,12 +54,16 @@ def shape(plan: Plan) -> list[tuple[str, list[str]]]:
             for informer in plan.informers]
 
 
-AT_RUNTIME = "(resolved at runtime: one informer per matching namespace)"
+SHARED = "in all namespaces, filtered by faro to"
+BY_FARO = "(filtered by faro)"
 
 
 def expected_lines(text: str) -> list[str]:
-    """``text``'s lines, ``<runtime>`` standing for :data:`AT_RUNTIME` (long lines)."""
-    return text.replace("<runtime>", AT_RUNTIME).splitlines()
+    """``text``'s lines, ``<shared>`` standing for :data:`SHARED`, ``<by faro>`` for
+    :data:`BY_FARO`, ``<team>`` and ``<config>`` for two patterns (long lines)."""
+    return text.replace("<shared>", SHARED).replace("<by faro>", BY_FARO) \
+        .replace("<team>", "namespaces matching 'team-.*'") \
+        .replace("<config>", "names matching 'config-.*' (client-side)").splitlines()
 
 
 def render(plan: Plan) -> list[str]:
@@ -153,19 +158,55 @@ PATTERNS = """
     """
 
 
-def test_a_pattern_with_known_namespaces_is_one_informer_per_matching_namespace() -> None:
-    plan = plan_informers(entries(PATTERNS), live(), namespaces=["team-a", "team-b", "kube-x"])
+def forbidden(snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` with the credentials unable to list configmaps cluster-wide."""
+    return replace(snapshot, cluster_list_forbidden=frozenset({CONFIGMAPS}))
+
+
+def test_patterns_and_listed_namespaces_share_one_all_namespaces_informer() -> None:
+    for namespaces in (["team-a", "team-b", "kube-x"], [], None):
+        plan = plan_informers(entries(PATTERNS), live(), namespaces=namespaces)
+
+        assert shape(plan) == [("v1/configmaps", ["resources[0]", "resources[1]",
+                                                  "resources[1]"])]
+        [informer] = plan.informers
+        assert informer.shared and informer.key.namespace is None
+        assert informer.target == ("in all namespaces, filtered by faro to namespaces team-b, "
+                                   "other and namespaces matching 'team-.*'")
+        assert [e.notes for e in informer.entries] == [
+            ("only namespaces matching 'team-.*' (filtered by faro)",),
+            ("only namespace team-b (filtered by faro)",),
+            ("only namespace other (filtered by faro)",)]
+
+
+def test_one_listed_namespace_keeps_its_own_informer_and_selectors_keep_requests_apart() -> None:
+    plan = plan_informers(entries("""
+        resources:
+          - {gvr: v1/configmaps, namespace_names: [default]}
+          - {gvr: v1/configmaps, namespace_names: [a, b], label_selector: app=web}
+          - {gvr: v1/configmaps, namespace_names: ["team-.*"], label_selector: app=db}
+        """), live(), namespaces=None)
+
+    assert shape(plan) == [("v1/configmaps in default", ["resources[0]"]),
+                           ("v1/configmaps labels 'app=web'", ["resources[1]", "resources[1]"]),
+                           ("v1/configmaps labels 'app=db'", ["resources[2]"])]
+    assert [i.shared for i in plan.informers] == [False, True, True]
+
+
+def test_without_a_cluster_wide_list_a_pattern_is_one_informer_per_matching_namespace() -> None:
+    plan = plan_informers(entries(PATTERNS), forbidden(live()),
+                          namespaces=["team-a", "team-b", "kube-x"])
 
     assert shape(plan) == [("v1/configmaps in team-a", ["resources[0]"]),
                            ("v1/configmaps in team-b", ["resources[0]", "resources[1]"]),
                            ("v1/configmaps in other", ["resources[1]"])]
-    assert all(not e.notes for i in plan.informers for e in i.entries)
+    assert all(not e.notes and not i.shared for i in plan.informers for e in i.entries)
     # No namespace matches yet: nothing to run for the pattern.
-    assert shape(plan_informers(entries(PATTERNS)[:1], live(), namespaces=[])) == []
+    assert shape(plan_informers(entries(PATTERNS)[:1], forbidden(live()), namespaces=[])) == []
 
 
-def test_a_pattern_with_unknown_namespaces_stays_one_symbolic_informer() -> None:
-    plan = plan_informers(entries(PATTERNS), live(), namespaces=None)
+def test_without_a_cluster_wide_list_and_unknown_namespaces_a_pattern_stays_symbolic() -> None:
+    plan = plan_informers(entries(PATTERNS), forbidden(live()), namespaces=None)
 
     assert shape(plan) == [("v1/configmaps in namespaces matching 'team-.*'", ["resources[0]"]),
                            ("v1/configmaps in team-b", ["resources[1]"]),
@@ -176,22 +217,22 @@ def test_a_pattern_with_unknown_namespaces_stays_one_symbolic_informer() -> None
                                "informer per matching namespace)")
 
 
-@pytest.mark.parametrize(("namespaces", "note"), [
-    (None, "only namespaces matching 'team-.*' (resolved at runtime, filtered by faro)"),
-    (["team-a", "default"], "only namespaces matching 'team-.*' (filtered by faro)"),
-])
+@pytest.mark.parametrize("snapshot", [live(), forbidden(live())], ids=["shared", "forbidden"])
+@pytest.mark.parametrize("namespaces", [None, ["team-a", "default"]])
 def test_a_pattern_folds_into_the_all_namespaces_informer(
-        namespaces: list[str] | None, note: str) -> None:
+        namespaces: list[str] | None, snapshot: Snapshot) -> None:
     plan = plan_informers(entries("""
         resources:
           - {gvr: v1/configmaps, namespace_names: ["team-.*"]}
           - {gvr: v1/configmaps}
-        """), live(), namespaces=namespaces)
+        """), snapshot, namespaces=namespaces)
 
     [informer] = plan.informers
-    assert str(informer.key) == "v1/configmaps"
+    assert str(informer.key) == "v1/configmaps" and not informer.shared
+    assert informer.target == "in all namespaces"
     assert [(e.config.source, e.notes) for e in informer.entries] == [
-        ("resources[0]", (note,)), ("resources[1]", ())]
+        ("resources[0]", ("only namespaces matching 'team-.*' (filtered by faro)",)),
+        ("resources[1]", ())]
 
 
 # ----------------------------------------------------------------- serving and origin
@@ -270,19 +311,18 @@ EXAMPLES = {
   [2] apps/v1/deployments in namespace default
       label selector (server-side): app
       entry namespaces[0].resources[apps/v1/deployments]
-  [3] v1/configmaps in namespaces matching 'team-.*' <runtime>
+  [3] v1/configmaps <shared> <team>
       field selector (server-side): metadata.name=settings
-      entry namespaces[1].resources[v1/configmaps]
+      entry namespaces[1].resources[v1/configmaps]: only <team> <by faro>
 """,
     "resource-centric.yaml": """\
-  [1] v1/configmaps in namespace default
-      entry resources[0]
-  [2] v1/configmaps in namespaces matching 'team-.*' <runtime>
-      entry resources[0]
-  [3] apps/v1/deployments in namespace default
+  [1] v1/configmaps <shared> namespace default and <team>, shared by 2 entries
+      entry resources[0]: only namespace default <by faro>
+      entry resources[0]: only <team> <by faro>
+  [2] apps/v1/deployments in namespace default
       label selector (server-side): app
       entry resources[1]
-  [4] v1/namespaces cluster-wide (Cluster-scoped)
+  [3] v1/namespaces cluster-wide (Cluster-scoped)
       entry resources[2]: names matching 'team-.*' (client-side); scope Cluster
 """,
     "with-metrics.yaml": """\
@@ -343,13 +383,11 @@ DOCUMENTED = [
       entry namespaces[0].resources[v1/pods]
   [2] apps/v1/deployments in namespace production
       entry namespaces[0].resources[apps/v1/deployments]
-  [3] v1/configmaps in namespace default
+  [3] v1/configmaps <shared> namespace default and <team>, shared by 2 entries
       field selector (server-side): metadata.name=settings
-      entry resources[0]
-  [4] v1/configmaps in namespaces matching 'team-.*' <runtime>
-      field selector (server-side): metadata.name=settings
-      entry resources[0]
-  [5] example.com/v1/widgets in all namespaces
+      entry resources[0]: only namespace default <by faro>
+      entry resources[0]: only <team> <by faro>
+  [4] example.com/v1/widgets in all namespaces
       entry resources[1]
 """),
     ("docs/config.md namespace-centric", """\
@@ -374,11 +412,11 @@ DOCUMENTED = [
       entry namespaces[0].resources[v1/services]
   [3] apps/v1/deployments in namespace production
       entry namespaces[0].resources[apps/v1/deployments]
-  [4] v1/configmaps in namespaces matching 'team-.*' <runtime>
-      entry namespaces[1].resources[v1/configmaps]: names matching 'config-.*' (client-side)
-  [5] batch/v1/jobs in namespaces matching 'team-.*' <runtime>
+  [4] v1/configmaps <shared> <team>
+      entry namespaces[1].resources[v1/configmaps]: only <team> <by faro>; <config>
+  [5] batch/v1/jobs <shared> <team>
       field selector (server-side): status.successful=1
-      entry namespaces[1].resources[batch/v1/jobs]
+      entry namespaces[1].resources[batch/v1/jobs]: only <team> <by faro>
 """),
     ("docs/config.md resource-centric", """\
         resources:
@@ -394,18 +432,16 @@ DOCUMENTED = [
             name_selector: "prod-.*"
           - gvr: "apps/v1/deployments"
         """, """\
-  [1] v1/configmaps in namespace default
+  [1] v1/configmaps <shared> namespaces default, kube-system, shared by 2 entries
       label selector (server-side): app=web
-      entry resources[0]
-  [2] v1/configmaps in namespace kube-system
-      label selector (server-side): app=web
-      entry resources[0]
-  [3] batch/v1/cronjobs in namespace production
+      entry resources[0]: only namespace default <by faro>
+      entry resources[0]: only namespace kube-system <by faro>
+  [2] batch/v1/cronjobs in namespace production
       field selector (server-side): metadata.name=backup-job
       entry resources[1]: scope Namespaced
-  [4] v1/namespaces cluster-wide (Cluster-scoped)
+  [3] v1/namespaces cluster-wide (Cluster-scoped)
       entry resources[2]: names matching 'prod-.*' (client-side); scope Cluster
-  [5] apps/v1/deployments in all namespaces
+  [4] apps/v1/deployments in all namespaces
       entry resources[3]
 """),
 ]
