@@ -27,6 +27,7 @@ from faro._plan import (
 )
 from faro.config import Config, NormalizedConfig
 from faro.gvr import GroupVersionResource
+from tests.test_cli import RESOURCE_CENTRIC
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIGMAPS = GroupVersionResource("", "v1", "configmaps")
@@ -342,22 +343,8 @@ def test_offline_plans_of_the_example_configs_are_what_validate_prints(name: str
 
 
 def test_offline_plan_of_the_cli_guides_example_is_the_documented_output() -> None:
-    # docs/cli.md shows `faro validate config.yaml` for this configuration.
-    config = Config.from_yaml(textwrap.dedent("""\
-        auto_shutdown_sec: 60
-        resources:
-          - gvr: v1/configmaps
-            namespace_names: [default, "team-.*"]
-            label_selector: "app=web"
-          - gvr: v1/configmaps
-            label_selector: "app=web"
-          - gvr: v1/namespaces
-            scope: Cluster
-            name_selector: "prod-.*"
-          - gvr: v1/secrets
-            namespace_names: [default]
-            name_selector: db
-        """))
+    # docs/cli.md shows `faro validate config.yaml` for this configuration (the CLI tests' own).
+    config = Config.from_yaml(textwrap.dedent(RESOURCE_CENTRIC))
     guide = (ROOT / "docs" / "cli.md").read_text()
     [shown] = re.findall(r"\$ faro validate config\.yaml\n.*?Informers \(one list and watch "
                          r"request each\):\n(.*?)\n\n", guide, flags=re.DOTALL)
