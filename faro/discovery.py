@@ -38,7 +38,8 @@ READ_TIMEOUT = 30.0
 """Seconds a discovery response may take between two reads."""
 
 MAX_PARALLEL = 4
-"""Group/version documents fetched at the same time."""
+"""Group/version documents fetched at the same time (fewer when the client's pool keeps
+fewer connections: its ``connection_pool_maxsize``)."""
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -244,7 +245,9 @@ class Discovery:
                                  f"an API group list ({error!r})") from error
         if not targets:
             return (), {}
-        results = _map_on_daemons(self._group_version, targets, MAX_PARALLEL)
+        pool_size = getattr(self._api_client.configuration, "connection_pool_maxsize", None)
+        parallel = max(1, min(MAX_PARALLEL, pool_size or MAX_PARALLEL))
+        results = _map_on_daemons(self._group_version, targets, parallel)
         out: dict[GroupVersionResource, APIResource] = {}
         failed: dict[str, str] = {}
         for (group, version, _), result in zip(targets, results, strict=True):

@@ -13,7 +13,8 @@ problems.
 A request can be interrupted from another thread at any point, even while it waits
 for the server's response head (:class:`Interrupter`): the requests go through a pool of
 their own in the client's ``PoolManager`` (same TLS, credentials and limits; TCP
-keepalive on), whose connections tell the interrupter which socket is in use. Behind an
+keepalive on), whose connections tell the interrupter which socket is in use, and which
+grows with the informers running (one connection each). Behind an
 HTTP or SOCKS proxy they go through the client's pool instead, and only a response
 already under way can be interrupted.
 """
@@ -269,6 +270,7 @@ def _interruptible_get(api_client: ApiClient, path: str, query: list[tuple[str, 
         "GET", path, query_params=query, header_params={"Accept": "application/json"},
         auth_settings=["BearerToken"])
     pool = _pool(pool_manager, url)
+    _make_room(pool)
     _local.interrupter = interrupter
     try:
         return pool.urlopen(
@@ -299,6 +301,24 @@ def _pool(pool_manager: urllib3.PoolManager, url: str) -> Any:
 
 
 _MARKER = (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def _make_room(pool: Any) -> None:
+    """Size ``pool`` to the requests in flight: when it has no idle connection, this
+    request opens one, so the pool takes one more back.
+
+    Every running informer keeps a request in flight (its watch), so the pool must take
+    back as many connections as informers run, not the client's
+    ``connection_pool_maxsize``: beyond that, urllib3 closes each one returned ("Connection
+    pool is full, discarding connection") and the next request opens a new one. The size
+    is only a cap and may grow past the need (a watch's connection is closed, not
+    returned), which costs nothing: the pool holds only connections that were returned,
+    never more than were in flight at once.
+    """
+    idle = pool.pool
+    if idle is not None and idle.empty():
+        with _tracking_lock:
+            idle.maxsize += 1
 
 
 def _tracking_class(base: type[Any]) -> type[Any]:

@@ -161,6 +161,10 @@ class SimServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog Go's listeners (the API server's) ask for: the kernel's somaxconn, at
+    # most 65535. socketserver's default of 5 resets connections arriving in a burst (2,000
+    # informers starting at once).
+    request_queue_size = 4096
 
     def __init__(
         self,

@@ -4,14 +4,17 @@ and by one informer per namespace only when the credentials cannot list cluster-
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 
 import pytest
+from kubernetes.client import ApiClient
 
+from faro import Config, Controller, KubernetesClient
 from faro.testing import SimulatedCluster
 from tests.integration.controller_helpers import Controllers, Events, controllers
-from tests.integration.helpers import configmap, eventually
+from tests.integration.helpers import DEADLINE, configmap, eventually
 from tests.integration.test_controller import forbid_cluster_wide_list, namespace
 
 __all__ = ["controllers"]
@@ -106,3 +109,34 @@ def test_without_a_cluster_wide_list_it_falls_back_to_one_informer_per_namespace
     events.wait_key("team-c/wanted", "ADDED")
     assert "elsewhere/ignored" not in events.seen_keys()
     assert len([r for r in caplog.records if "may not list" in r.getMessage()]) == 1
+
+
+def test_per_namespace_informers_keep_their_connections_whatever_the_clients_pool_size(
+        cluster: SimulatedCluster, controllers: Controllers,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The official client's pool keeps ``connection_pool_maxsize`` connections (5 per CPU by
+    default); the informers' pool grows with the informers running, so 12 of them behind a
+    pool of 2 never see urllib3 discard a connection ("Connection pool is full") and open a
+    new one for their watch."""
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    forbid_cluster_wide_list(cluster)
+    for number in range(12):
+        cluster.create(namespace(f"team-{number:02}"))
+    settings = copy.copy(cluster.api_client.configuration)
+    settings.connection_pool_maxsize = 2
+    # The 12 informers' lists are answered together: they all put their connections back
+    # at about the same time, and take one again for their watches.
+    cluster.delay(0.5, path=r"/namespaces/team-\d+/configmaps\?(?!.*watch=true)", count=12)
+    events = Events()
+    controller = Controller(KubernetesClient(ApiClient(settings)), Config.from_yaml(PATTERN),
+                            name="small-pool")
+    controller.add_event_handler(events)
+    controllers.made.append(controller)
+    controller.start()
+    assert controller.wait_until_ready(DEADLINE)
+    assert len(controller.informers()) == 12
+    for number in range(12):
+        cluster.create(configmap("x", f"team-{number:02}"))
+    events.wait_for(lambda got: len({e.key for e in got}) == 12, what="12 objects")
+    full = [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()]
+    assert full == []
