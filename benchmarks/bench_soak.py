@@ -567,12 +567,13 @@ def _series_table(samples: list[dict[str, Any]]) -> str:
 
 def _row(variant: str, value: Any, unit: str, *, baseline: str = "-",
          baseline_value: Any = None, target: str = "(reported)", met: bool | None = None,
-         **extra: Any) -> dict[str, Any]:
+         benchmark: str = "soak", **extra: Any) -> dict[str, Any]:
+    """One row of the table (``bench_pending`` makes its rows with it too)."""
     ratio = None
     if isinstance(value, int | float) and isinstance(baseline_value, int | float) \
             and baseline_value:
         ratio = round(value / baseline_value, 3)
-    return {"benchmark": "soak", "variant": variant, "value": value, "unit": unit,
+    return {"benchmark": benchmark, "variant": variant, "value": value, "unit": unit,
             "baseline": baseline, "baseline_value": baseline_value, "ratio": ratio,
             "target": target, "met": met, **extra}
 

@@ -5,10 +5,12 @@ Usage: python benchmarks/run.py [--only NAME ...] [--json PATH] [--events N] [--
                                 [--real-rate R] [--real-seconds S]
        python benchmarks/run.py --only soak [--soak-seconds S] [--soak-rate R]
                                 [--soak-fault-every P]
+       python benchmarks/run.py --only pending [--pending-rate R] [--pending-seconds S]
 
 Every benchmark measures its own baseline in the same run and reports the ratio
 to it, so results compare across machines; targets are reported, never asserted.
-The soak (10 minutes by default) runs only when named: ``--only soak``.
+The soak (10 minutes by default) and the pending bound's memory (``bench_pending.py``,
+about 70 s) run only when named: ``--only soak``, ``--only pending``.
 ``real_sync`` and ``real_latency`` run against a real kube-apiserver
 (``$FARO_E2E_KUBECONFIG``, else the one ``make cluster-up`` started); without
 one their rows say ``skipped: no real cluster (make cluster-up)``.
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_controller
 import bench_informer
+import bench_pending
 import bench_real
 import bench_sim
 import bench_soak
@@ -51,8 +54,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
                                                      repeat=a.repeat),
     "soak": lambda a: bench_soak.run(seconds=a.soak_seconds, rate=a.soak_rate,
                                      fault_every=a.soak_fault_every),
+    "pending": lambda a: bench_pending.run(rate=a.pending_rate, seconds=a.pending_seconds),
 }
-OPT_IN = {"soak"}
+OPT_IN = {"soak", "pending"}
 """Benchmarks that run only when named with ``--only`` (not in ``make bench``)."""
 
 
@@ -109,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-fault-every", type=float, default=20.0,
                         help="soak: seconds between watch drops; every other one also "
                              "compacts (default 20)")
+    parser.add_argument("--pending-rate", type=float, default=2000.0,
+                        help="pending (only with --only pending): creates per second while "
+                             "the handler is blocked (default 2000)")
+    parser.add_argument("--pending-seconds", type=float, default=30.0,
+                        help="pending: seconds of writing (default 30)")
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     started = time.time()

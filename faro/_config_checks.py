@@ -47,6 +47,7 @@ from faro.config import (
     LOG_LEVELS,
     METRICS_KEYS,
     NAMESPACE_KEYS,
+    PENDING_KEYS,
     PROBE_PATHS,
     RESOURCE_KEYS,
     RESOURCE_RULE_KEYS,
@@ -57,6 +58,7 @@ from faro.config import (
     MetricsConfig,
     NamespaceConfig,
     NormalizedConfig,
+    PendingConfig,
     ResourceConfig,
     ResourceRule,
 )
@@ -307,7 +309,15 @@ _EXPORT_CHECKS: Final[dict[str, _Check]] = {
     "backups": lambda v, p: _integer(v, p, 0, cap=BACKUPS_MAX),
     "fsync": _boolean,
 }
-_S = TypeVar("_S", MetricsConfig, ExportConfig)
+_PENDING_CHECKS: Final[dict[str, _Check]] = {
+    "max_events": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
+    "max_bytes": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
+    "max_events_per_informer": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
+    "max_bytes_per_informer": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
+    "unready_after_sec": _seconds,
+    "stuck_handler_sec": _seconds,
+}
+_S = TypeVar("_S", MetricsConfig, ExportConfig, PendingConfig)
 
 
 def _section(value: object, path: str, cls: type[_S], keys: tuple[str, ...],
@@ -617,6 +627,8 @@ def check_config(config: Config, problems: Problems) -> dict[str, Any]:
                               _METRICS_CHECKS, problems)
     out["export"] = _section(config.export, "export", ExportConfig, EXPORT_KEYS,
                              _EXPORT_CHECKS, problems)
+    out["pending"] = _section(config.pending, "pending", PendingConfig, PENDING_KEYS,
+                              _PENDING_CHECKS, problems)
     normalized: list[NormalizedConfig] = []
     namespaces: list[NamespaceConfig] = []
     for i, item in enumerate(_entries(config.namespaces, "namespaces", problems)):
@@ -664,7 +676,7 @@ def _document_order(data: Mapping[Any, Any]) -> dict[str, int]:
             pass
 
     for top, section in keys(data, ""):
-        if top in ("metrics", "export"):
+        if top in ("metrics", "export", "pending"):
             walk(keys(section, top))
         elif top in ("namespaces", "resources"):
             for entry_path, entry in items(section, top):

@@ -14,6 +14,11 @@ after the queue's rate-limiter delay, to retry only the handlers that failed; af
 ``max_retries`` retries a handler gives the event up (logged at ERROR, counted) and the
 object moves on. Every event is counted once, through the metrics' ``count_*`` methods.
 
+Pending events are bounded (:mod:`faro._pending`): a push waits, on the informer's thread,
+while its informer or all of them together are at the bound, and an event is released when
+it leaves its buffer. A handler call running longer than ``stuck_handler_sec`` is logged by
+a watchdog thread, and again when it returns.
+
 Nothing here is public; :class:`faro.controller.Controller` owns one.
 """
 
@@ -27,8 +32,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from faro._names import KubeObject, object_key
-from faro.clock import Clock, RealClock
+from faro._pending import PendingBound, Producer
+from faro.clock import Clock, ClockEvent, RealClock
 from faro.config import NormalizedConfig
 from faro.events import EventType, MatchedEvent
 from faro.metrics import ControllerMetrics
@@ -75,10 +83,15 @@ class _Pending:
     only when a handler fails: most events are delivered in one pass.
     """
 
-    __slots__ = ("event", "failures", "handled", "middlewares_done", "prepared", "retry_at")
+    __slots__ = ("event", "failures", "handled", "middlewares_done", "prepared", "producer",
+                 "pushed_at", "retry_at", "size")
 
-    def __init__(self, event: MatchedEvent) -> None:
+    def __init__(self, event: MatchedEvent, producer: Producer | None, size: int,
+                 pushed_at: float) -> None:
         self.event = event
+        self.producer = producer  # whose share of the pending bound it counts in
+        self.size = size
+        self.pushed_at = pushed_at
         self.prepared = False  # the middlewares have all run (event is their result)
         self.middlewares_done = 0
         self.handled: set[Callee] | None = None
@@ -103,6 +116,10 @@ class Delivery:
     after the middlewares and before the handlers; one that raises is logged, never
     retried. ``clock`` times retries and stamps events (``timestamp``).
 
+    ``pending`` bounds the events pushed and not yet delivered (:meth:`push` waits at the
+    bound); ``stuck_handler_sec`` (0: never) is how long a handler call runs before the
+    ``<name>-watchdog`` thread logs it as stuck.
+
     Threading: :meth:`push` from any thread; handlers run on ``workers``
     daemon threads (``<name>-worker_N``) started by :meth:`start`: they never keep the
     interpreter alive, and :meth:`stop` (the controller's, at the latest at interpreter
@@ -114,7 +131,8 @@ class Delivery:
                  metrics: ControllerMetrics, clock: Clock | None = None,
                  observers: Sequence[Observer] = (),
                  rate_limiter: RateLimiter[ObjectKey] | None = None,
-                 queue_metrics: QueueMetrics[ObjectKey] | None = None) -> None:
+                 queue_metrics: QueueMetrics[ObjectKey] | None = None,
+                 pending: PendingBound | None = None, stuck_handler_sec: float = 0) -> None:
         self.name = name
         self.workers = workers
         self.max_retries = max_retries
@@ -133,6 +151,10 @@ class Delivery:
         self._working = 0  # worker loops running; the last to end counts what is left
         self._busy: dict[int, tuple[Callee, MatchedEvent, float]] = {}
         self._retrying: set[ObjectKey] = set()  # objects the rate limiter tracks
+        self._pending = pending
+        self.stuck_handler_sec = stuck_handler_sec
+        self._watchdog_stop = ClockEvent(self._clock)
+        self._watchdog: threading.Thread | None = None
 
     # ------------------------------------------------------------ consumers
 
@@ -149,20 +171,41 @@ class Delivery:
     # ------------------------------------------------------------ producers
 
     def stream_handler(self, gvr: str, entries: Iterable[NormalizedConfig],
-                       cluster_scoped: bool) -> StreamHandler:
+                       cluster_scoped: bool, *, name: str | None = None) -> StreamHandler:
         """The handler for an informer of ``gvr`` that serves ``entries`` (matched in order;
-        a cluster-scoped resource's entries ignore their namespace filter)."""
+        a cluster-scoped resource's entries ignore their namespace filter); ``name`` (the
+        informer's) is its share of the pending bound."""
+        producer = None if self._pending is None else self._pending.producer(name or gvr)
         return StreamHandler(gvr, entries, cluster_scoped, push=self.push, now=self.now,
-                             count_filtered=self._metrics.count_filtered)
+                             count_filtered=self._metrics.count_filtered, producer=producer,
+                             close=self._close_producer)
+
+    def _close_producer(self, producer: Producer) -> None:
+        if self._pending is not None:
+            self._pending.close_producer(producer)
+
+    def release_producers(self) -> None:
+        """From now on no push waits for room (the informers are being stopped)."""
+        if self._pending is not None:
+            self._pending.close()
 
     def now(self) -> datetime:
         """The time an event is observed (UTC), on the delivery's clock."""
         return datetime.fromtimestamp(self._clock.time(), timezone.utc)
 
-    def push(self, event: MatchedEvent) -> None:
-        """Buffer ``event`` behind its object's earlier events and queue the object."""
+    def push(self, event: MatchedEvent, producer: Producer | None = None,
+             size: int = 0) -> None:
+        """Buffer ``event`` behind its object's earlier events and queue the object.
+
+        With a ``producer`` (the informer's share of the pending bound), first wait for
+        room for ``size`` bytes (see :mod:`faro._pending`).
+        """
         key = (event.gvr, event.key)
-        pending = _Pending(event)
+        if producer is not None and self._pending is not None:
+            self._pending.admit(producer, size)
+        else:
+            producer = None
+        pending = _Pending(event, producer, size, self._clock.now())
         with self._lock:
             buffer = self._buffers.get(key)
             if buffer is None:
@@ -175,6 +218,27 @@ class Delivery:
         """Events buffered and not yet delivered to every handler."""
         with self._lock:
             return sum(len(buffer) for buffer in self._buffers.values())
+
+    def oldest_pending_since(self) -> float | None:
+        """When (clock ``now()``) the oldest event not yet delivered was pushed; None when
+        there is none."""
+        oldest: float | None = None
+        for buffer in list(self._buffers.values()):
+            try:
+                since = buffer[0].pushed_at  # the front of a buffer is its oldest
+            except IndexError:  # emptied meanwhile
+                continue
+            if oldest is None or since < oldest:
+                oldest = since
+        return oldest
+
+    def stuck(self) -> list[Busy]:
+        """The handler calls running for ``stuck_handler_sec`` or longer (none when 0)."""
+        limit = self.stuck_handler_sec
+        if limit <= 0:
+            return []
+        now = self._clock.now()
+        return [busy for busy in self.busy() if now - busy.since >= limit]
 
     def ended_workers(self) -> int:
         """Worker threads whose loop has ended (all of them after :meth:`stop`)."""
@@ -202,6 +266,10 @@ class Delivery:
             thread.start()
         for event in started:
             event.wait()
+        if self.stuck_handler_sec > 0:
+            self._watchdog = threading.Thread(target=self._watch_stuck, daemon=True,
+                                              name=f"{self.name}-watchdog")
+            self._watchdog.start()
 
     def stop(self, timeout: float | None) -> bool:
         """Deliver what is queued, then end the workers; True if they all ended in time.
@@ -213,6 +281,8 @@ class Delivery:
         returns. Idempotent, and safe to call from several threads at once.
         """
         self._queue.shut_down()
+        self._watchdog_stop.set()
+        self.release_producers()
         deadline = None if timeout is None else self._clock.now() + timeout
         current = threading.current_thread()
         finished = True
@@ -224,6 +294,10 @@ class Delivery:
             if exited is not None and exited.wait(remaining):
                 thread.join()  # its loop has returned: the thread is ending now
             finished = finished and not thread.is_alive()
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.join(None if deadline is None else max(0.0, deadline - self._clock.now()))
+            finished = finished and not watchdog.is_alive()
         if not self._threads:  # never started: nothing delivers what was pushed
             self._report_undelivered()
         if not finished:
@@ -241,6 +315,25 @@ class Delivery:
                            "1 event was" if left == 1 else f"{left} events were")
 
     # -------------------------------------------------------------- workers
+
+    def _watch_stuck(self) -> None:
+        """Log each handler call running ``stuck_handler_sec`` or longer, once (watchdog)."""
+        limit = self.stuck_handler_sec
+        interval = max(0.01, min(1.0, limit / 4))
+        reported: set[tuple[int, float]] = set()
+        while not self._watchdog_stop.wait(interval):
+            now = self._clock.now()
+            running: set[tuple[int, float]] = set()
+            for ident, (callee, event, since) in list(self._busy.items()):
+                running.add((ident, since))
+                if now - since >= limit and (ident, since) not in reported:
+                    reported.add((ident, since))
+                    logger.warning(
+                        "handler %s has been running for %.1fs on %s %s %s (stuck? "
+                        "pending.stuck_handler_sec %g); later events of that object wait "
+                        "for it", callee.name, now - since, event.event_type.value,
+                        event.gvr, event.key, limit)
+            reported &= running
 
     def _work(self, started: threading.Event) -> None:
         ident = threading.get_ident()
@@ -290,6 +383,8 @@ class Delivery:
                 pending.retry_at = self._clock.now() + self._queue.add_rate_limited(key)
                 return
             buffer.popleft()
+            if pending.producer is not None and self._pending is not None:
+                self._pending.release(pending.producer, pending.size)
             if key in self._retrying:  # a success starts the object's backoff over
                 self._retrying.discard(key)
                 self._queue.forget(key)
@@ -309,7 +404,7 @@ class Delivery:
             handled = pending.handled
             if handled is not None and handler in handled:
                 continue
-            busy[ident] = (handler, event, now())
+            busy[ident] = (handler, event, began := now())
             try:
                 handler.call(event)
             except Exception as exc:
@@ -319,6 +414,10 @@ class Delivery:
                     _handled(pending).add(handler)
             finally:
                 del busy[ident]
+                if self.stuck_handler_sec and now() - began >= self.stuck_handler_sec:
+                    logger.warning("handler %s returned after %.1fs on %s %s %s",
+                                   handler.name, now() - began, event.event_type.value,
+                                   event.gvr, event.key)
         if not retry:
             self._metrics.count_delivered(event.gvr, event.event_type.value)
         return not retry
@@ -403,12 +502,17 @@ class StreamHandler:
     entries it matches against change when the plan does (:meth:`serve`).
     """
 
-    __slots__ = ("_cluster_scoped", "_count_filtered", "_entries", "_gvr", "_now", "_push")
+    __slots__ = ("_close", "_cluster_scoped", "_count_filtered", "_entries", "_gvr", "_now",
+                 "_producer", "_push")
 
     def __init__(self, gvr: str, entries: Iterable[NormalizedConfig], cluster_scoped: bool, *,
-                 push: Callable[[MatchedEvent], None], now: Callable[[], datetime],
-                 count_filtered: Callable[[str], None]) -> None:
+                 push: Callable[[MatchedEvent, Producer | None, int], None],
+                 now: Callable[[], datetime], count_filtered: Callable[[str], None],
+                 producer: Producer | None = None,
+                 close: Callable[[Producer], None] | None = None) -> None:
         self._gvr = gvr
+        self._producer = producer
+        self._close = close
         self._entries = tuple(entries)
         self._cluster_scoped = cluster_scoped
         self._push = push
@@ -423,6 +527,11 @@ class StreamHandler:
     def serve(self, entries: Iterable[NormalizedConfig]) -> None:
         """Match later changes against ``entries`` (the informer's entries changed)."""
         self._entries = tuple(entries)
+
+    def close(self) -> None:
+        """Its informer is stopping: from now on a push never waits for room."""
+        if self._producer is not None and self._close is not None:
+            self._close(self._producer)
 
     def on_add(self, obj: KubeObject, is_initial: bool) -> None:
         self._emit(EventType.ADDED, obj, None, is_initial, False)
@@ -452,5 +561,15 @@ class StreamHandler:
         else:
             self._count_filtered(self._gvr)
             return
+        producer = self._producer
         self._push(MatchedEvent(event_type, obj, self._gvr, object_key(namespace, name), config,
-                                self._now(), old, is_initial, final_state_unknown))
+                                self._now(), old, is_initial, final_state_unknown),
+                   producer, 0 if producer is None else _json_size(obj))
+
+
+def _json_size(obj: KubeObject) -> int:
+    """The size of ``obj`` as compact JSON: what an event counts in the pending bound."""
+    try:
+        return len(orjson.dumps(obj))
+    except TypeError:  # not JSON (a transform made it so): a rough size is enough here
+        return len(repr(obj))

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from faro._pending import Held
 from faro.cache import SharedInformer
 from faro.clock import Clock, wait_for
 
@@ -42,18 +43,26 @@ class Health:
     ``running()`` returns the informers running now (the controller's streams and
     watchers), ``ended_workers()`` how many of the ``workers`` delivery threads ended;
     ``unhealthy_after_sec`` is how long an informer may fail (or not sync) before the
-    controller is unready. Thread-safe.
+    controller is unready. ``held()`` returns the informers the pending bound holds back,
+    ``held_unready_after_sec`` how long one may be held before the controller is unready,
+    and ``pending_detail()`` what is pending and why, for that reason. Thread-safe.
     """
 
     def __init__(self, *, name: str, clock: Clock, unhealthy_after_sec: float, workers: int,
                  running: Callable[[], Sequence[Watched]],
-                 ended_workers: Callable[[], int]) -> None:
+                 ended_workers: Callable[[], int],
+                 held: Callable[[], Sequence[Held]] = tuple,
+                 held_unready_after_sec: float = 60.0,
+                 pending_detail: Callable[[], str] = str) -> None:
         self._name = name
         self._clock = clock
         self._unhealthy_after = unhealthy_after_sec
         self._workers = workers
         self._running = running
         self._ended_workers = ended_workers
+        self._held = held
+        self._held_unready_after = held_unready_after_sec
+        self._pending_detail = pending_detail
         self._changed = threading.Condition()  # guards the flags below; notified on each
         self._started = False
         self._ready = False
@@ -167,7 +176,23 @@ class Health:
             return False, "; ".join([f"informers not synced yet{waiting}", *unhealthy])
         if unhealthy:
             return False, "; ".join(unhealthy)
+        held = self._held_too_long()
+        if held:
+            return False, held
         return True, "ok"
+
+    def _held_too_long(self) -> str:
+        """Why the pending bound makes the controller unready ("" when it does not)."""
+        limit = self._held_unready_after
+        now = self._clock.now()
+        held = [h for h in self._held() if now - h.since > limit]
+        if not held:
+            return ""
+        informers = ", ".join(f"informer {h.name} held back by the pending bound ({h.bound}) "
+                              f"for {now - h.since:.1f}s" for h in held)
+        detail = self._pending_detail()
+        return (f"{informers} (pending.unready_after_sec {limit:g})"
+                + (f": {detail}" if detail else ""))
 
     def liveness(self) -> tuple[bool, str]:
         """Started, not stopped, every thread alive (the /healthz answer); never waits."""

@@ -73,6 +73,7 @@ class Streams:
         for key in [k for k in self._streams if k not in wanted]:
             stream = self._streams.pop(key)
             gone = self._gone(key, stream.handler.entries)
+            stream.handler.close()  # a push waiting for room must not hold the stop up
             stream.informer.stop()
             self._metrics.retire_informer(stream.informer)
             logger.info("controller %s: stopped the informer for %s%s", self._name, key,
@@ -96,7 +97,7 @@ class Streams:
             refresh_credentials=self._client.refresh_credentials, clock=self._clock,
             name=f"{key.gvr}@{key.namespace}" if key.namespace else str(key.gvr))
         handler = self._delivery.stream_handler(str(key.gvr), planned.configs,
-                                                planned.cluster_scoped)
+                                                planned.cluster_scoped, name=str(key))
         informer.add_event_handler(handler)
         self._streams[key] = _Stream(key, informer, handler, dynamic, self._clock.time())
         informer.start()

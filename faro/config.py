@@ -47,6 +47,7 @@ __all__ = [
     "LOG_LEVELS",
     "METRICS_KEYS",
     "NAMESPACE_KEYS",
+    "PENDING_KEYS",
     "RESOURCE_KEYS",
     "RESOURCE_RULE_KEYS",
     "SCOPES",
@@ -56,6 +57,7 @@ __all__ = [
     "MetricsConfig",
     "NamespaceConfig",
     "NormalizedConfig",
+    "PendingConfig",
     "ResourceConfig",
     "ResourceRule",
     "load_config",
@@ -121,7 +123,7 @@ PROBE_PATHS: Final[tuple[str, ...]] = ("/healthz", "/readyz")
 """The paths of the liveness and readiness probes, served beside ``metrics.path``."""
 
 # Top-level sections; null in a file means "empty" (the default).
-_SECTIONS: Final[tuple[str, ...]] = ("metrics", "export", "namespaces", "resources")
+_SECTIONS: Final[tuple[str, ...]] = ("metrics", "export", "pending", "namespaces", "resources")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +154,30 @@ class ExportConfig:
     max_bytes: int = 100 * 1024 * 1024
     backups: int = 5
     fsync: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingConfig:
+    """The ``pending:`` section: the bound on events received and not yet delivered.
+
+    An informer whose next event would go beyond a bound waits (it stops reading its
+    watch, so TCP pushes back to the API server) until the handlers have made room;
+    nothing is dropped. ``max_events`` and ``max_bytes`` bound every informer's pending
+    events together, ``max_events_per_informer`` and ``max_bytes_per_informer`` each
+    informer's (0 turns a bound off). Bytes are the size of the events' objects as JSON;
+    faro's memory for them is about 4.5 times that, so the defaults hold about 250 MiB.
+    An informer with nothing pending always gets one event through, however large.
+    ``unready_after_sec``: readiness turns false while an informer has been held back this
+    long; ``stuck_handler_sec``: a handler (or middleware) call running this long is logged
+    as stuck (0: never).
+    """
+
+    max_events: int = 100_000
+    max_bytes: int = 56 * 1024 * 1024
+    max_events_per_informer: int = 50_000
+    max_bytes_per_informer: int = 28 * 1024 * 1024
+    unready_after_sec: float = 60
+    stuck_handler_sec: float = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +359,7 @@ class Config:
     unhealthy_after_sec: float = 60
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    pending: PendingConfig = field(default_factory=PendingConfig)
     namespaces: tuple[NamespaceConfig, ...] = ()
     resources: tuple[ResourceConfig, ...] = ()
     source: str = field(default="<dict>", compare=False)
@@ -423,6 +450,7 @@ class Config:
                                if name not in _SECTIONS}
         out["metrics"] = {name: getattr(self.metrics, name) for name in METRICS_KEYS}
         out["export"] = {name: getattr(self.export, name) for name in EXPORT_KEYS}
+        out["pending"] = {name: getattr(self.pending, name) for name in PENDING_KEYS}
         out["namespaces"] = [
             {"name_selector": entry.name_selector,
              "resources": {key: _set_fields(rule, RESOURCE_RULE_KEYS)
@@ -453,6 +481,7 @@ def _init_fields(cls: type[Any], *, exclude: tuple[str, ...] = ()) -> tuple[str,
 CONFIG_KEYS: Final[tuple[str, ...]] = _init_fields(Config, exclude=("source",))
 METRICS_KEYS: Final[tuple[str, ...]] = _init_fields(MetricsConfig)
 EXPORT_KEYS: Final[tuple[str, ...]] = _init_fields(ExportConfig)
+PENDING_KEYS: Final[tuple[str, ...]] = _init_fields(PendingConfig)
 NAMESPACE_KEYS: Final[tuple[str, ...]] = _init_fields(NamespaceConfig)
 RESOURCE_RULE_KEYS: Final[tuple[str, ...]] = _init_fields(ResourceRule)
 RESOURCE_KEYS: Final[tuple[str, ...]] = _init_fields(ResourceConfig)

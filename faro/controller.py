@@ -54,6 +54,7 @@ from kubernetes.client import ApiClient
 from faro._delivery import Delivery, describe_callee
 from faro._entries import Entries
 from faro._health import Health, Watched
+from faro._pending import PendingBound
 from faro._plan import Plan, plan_informers
 from faro._serving import Serving
 from faro._streams import Streams
@@ -63,7 +64,7 @@ from faro.clock import Clock, RealClock
 from faro.config import Config, ConfigError, NormalizedConfig, ResourceConfig
 from faro.events import EventHandler, HandlerFunc, JSONMiddleware, MatchedEvent, MiddlewareFunc
 from faro.export import EventExporter
-from faro.metrics import ControllerMetrics
+from faro.metrics import ControllerMetrics, PendingStats
 from faro.server import MetricsServer
 from faro.workqueue import ShutDown, WorkQueue
 
@@ -143,10 +144,13 @@ class Controller:
         self._export = _JSONExport(config, self.metrics, self._clock)
         self._changes: WorkQueue[str] = WorkQueue(f"{name}-changes", clock=self._clock,
                                                   metrics=self.metrics.queue_metrics())
+        self._pending = PendingBound(config.pending, clock=self._clock, name=name)
         self._delivery = Delivery(name=name, workers=config.workers,
                                   max_retries=config.max_retries, metrics=self.metrics,
                                   clock=self._clock, observers=(self._export, _log_event),
-                                  queue_metrics=self.metrics.queue_metrics())
+                                  queue_metrics=self.metrics.queue_metrics(),
+                                  pending=self._pending,
+                                  stuck_handler_sec=config.pending.stuck_handler_sec)
         self._serving = Serving(self.client, name=name, metrics=self.metrics, clock=self._clock,
                                 on_change=lambda: self._changes.add("reconcile"))
         self._streams = Streams(self.client, delivery=self._delivery, metrics=self.metrics,
@@ -154,7 +158,11 @@ class Controller:
         self._health = Health(name=name, clock=self._clock, workers=config.workers,
                               unhealthy_after_sec=config.unhealthy_after_sec,
                               running=self._running,
-                              ended_workers=self._delivery.ended_workers)
+                              ended_workers=self._delivery.ended_workers,
+                              held=self._pending.held,
+                              held_unready_after_sec=config.pending.unready_after_sec,
+                              pending_detail=self._pending_detail)
+        self.metrics.track_pending(self._pending_stats)
 
     def __repr__(self) -> str:
         return f"<Controller {self.name} {self._state}, {len(self._streams)} informers>"
@@ -259,6 +267,24 @@ class Controller:
     def pending_events(self) -> int:
         """Events received and not yet delivered to every handler."""
         return self._delivery.pending_events()
+
+    def _pending_stats(self) -> PendingStats:
+        """The pending events as the metrics show them (read when scraped)."""
+        oldest = self._delivery.oldest_pending_since()
+        return PendingStats(
+            events=self._pending.events, bytes=self._pending.bytes,
+            oldest_age=0.0 if oldest is None else max(0.0, self._clock.now() - oldest),
+            held_informers=len(self._pending.held()), stuck_handlers=len(self._delivery.stuck()))
+
+    def _pending_detail(self) -> str:
+        """What is pending and which handlers are stuck, for the readiness reason."""
+        stats = self._pending_stats()
+        text = (f"{stats.events} events ({stats.bytes / (1024 * 1024):.1f} MiB) pending, the "
+                f"oldest for {stats.oldest_age:.1f}s")
+        now = self._clock.now()
+        stuck = [f"handler {b.callee} running for {now - b.since:.1f}s on {b.gvr} {b.key}"
+                 for b in self._delivery.stuck()]
+        return "; ".join([text, *stuck])
 
     # --------------------------------------------------------------- resources
 
@@ -471,6 +497,7 @@ class Controller:
             informers = self._streams.take_all() + [w for w, _ in self._serving.watchers()]
         finally:
             self._lock.release()
+        self._delivery.release_producers()  # an informer waiting for room must not wait now
         finished = _stop_together(informers, remaining)
         for informer in informers:
             self.metrics.retire_informer(informer)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.metrics_core import (
@@ -42,6 +42,7 @@ __all__ = [
     "INFORMER_SYNC_BUCKETS",
     "WORKQUEUE_BUCKETS",
     "ControllerMetrics",
+    "PendingStats",
     "PrometheusQueueMetrics",
     "WorkQueueCollector",
 ]
@@ -416,6 +417,65 @@ def _status(health: InformerHealth) -> str:
     return "active"
 
 
+# -------------------------------------------------------------------- pending
+
+
+class PendingStats(NamedTuple):
+    """The events a controller received and has not yet delivered, as the metrics show them.
+
+    ``events`` and ``bytes`` (their objects' size as JSON) count against the pending
+    bound; ``oldest_age`` is the seconds the oldest of them has waited (0 when none);
+    ``held_informers`` how many informers the bound holds back now; ``stuck_handlers``
+    how many handler calls have run for ``pending.stuck_handler_sec`` or longer.
+    """
+
+    events: int
+    bytes: int
+    oldest_age: float
+    held_informers: int
+    stuck_handlers: int
+
+
+class _PendingCollector:
+    """The pending series, read from the controller when scraped."""
+
+    def __init__(self, read: Callable[[], PendingStats]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        for family, value in zip(families, self._read(), strict=True):
+            family.add_metric([], float(value))
+        return iter(families)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "faro_pending_events",
+                "Events received and not yet delivered to every handler (bounded by "
+                "pending.max_events)."),
+            GaugeMetricFamily(
+                "faro_pending_bytes",
+                "Size as JSON of the objects of the pending events (bounded by "
+                "pending.max_bytes)."),
+            GaugeMetricFamily(
+                "faro_pending_oldest_age_seconds",
+                "Seconds the oldest pending event has waited for its handlers (0 when none)."),
+            GaugeMetricFamily(
+                "faro_pending_held_informers",
+                "Informers the pending bound holds back now: they read no more of their "
+                "watch until the handlers catch up."),
+            GaugeMetricFamily(
+                "faro_stuck_handlers",
+                "Handler and middleware calls running for pending.stuck_handler_sec or "
+                "longer."),
+        )
+
+
 # ----------------------------------------------------------------- controller
 
 
@@ -493,6 +553,10 @@ class ControllerMetrics:
     def count_export_error(self) -> None:
         """An event's JSON line could not be written (``faro_export_errors_total``)."""
         self.export_errors_total.inc()
+
+    def track_pending(self, read: Callable[[], PendingStats]) -> None:
+        """Expose the pending series, read with ``read()`` when scraped (once per registry)."""
+        self.registry.register(_PendingCollector(read))
 
     def queue_metrics(self) -> PrometheusQueueMetrics:
         """Metrics for one new work queue (pass as its ``metrics=``), in this registry."""

@@ -111,6 +111,7 @@ def _settings(config: Config) -> dict[str, Any]:
         "events_file": os.path.join(output, "events-YYYYMMDD-HHMMSS.json")
         if config.json_export else None,
         "export": dataclasses.asdict(config.export),
+        "pending": dataclasses.asdict(config.pending),
         "metrics": dataclasses.asdict(metrics) | {
             "url": f"http://{host}:{port}{metrics.path}" if metrics.enabled else None},
         "auto_shutdown_sec": config.auto_shutdown_sec,

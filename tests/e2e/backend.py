@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from faro import KubernetesClient
 from faro.testing import SimulatedCluster
 from tests.integration.kube import real_cluster
 
@@ -211,3 +212,10 @@ def _close(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def faro_client(backend: Backend) -> KubernetesClient:
+    """faro's identity: on the real cluster the operator's ServiceAccount (RBAC: get, list and
+    watch of what deploy/operator grants, configmaps among them); the simulator's one token."""
+    return KubernetesClient.from_environment(
+        kubeconfig=backend.faro_kubeconfig or backend.kubeconfig)

@@ -46,7 +46,7 @@ from kubernetes.client.exceptions import ApiException
 from faro import Config, Controller, KubernetesClient
 from faro.cache import Backoff, SharedInformer
 from faro.discovery import Discovery
-from tests.e2e.backend import UNCACHED, Backend, Proxy, target_backend
+from tests.e2e.backend import UNCACHED, Backend, Proxy, faro_client
 from tests.integration.controller_helpers import Events
 from tests.integration.informer_helpers import Note, Recorder, replay, rv_of
 from tests.integration.kube import DEADLINE, Kubectl, eventually, unique
@@ -58,61 +58,6 @@ FAST = Backoff(initial=0.05, maximum=0.2)
 
 
 # ------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture
-def backend() -> Iterator[Backend]:
-    with target_backend() as target:
-        yield target
-
-
-@pytest.fixture
-def api(backend: Backend) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=backend.kubeconfig)
-    try:
-        yield api_client
-    finally:
-        api_client.close()
-
-
-@pytest.fixture
-def v1(api: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture
-def namespaces(v1: client.CoreV1Api) -> Iterator[Callable[[str], str]]:
-    """Makes namespaces with unique names; deletes them at the end of the test."""
-    made: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = unique(f"faro-inf-{prefix}")
-        v1.create_namespace({"apiVersion": "v1", "kind": "Namespace",
-                             "metadata": {"name": name}})
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        with contextlib.suppress(ApiException):
-            v1.delete_namespace(name)
-
-
-@pytest.fixture
-def informers() -> Iterator[list[SharedInformer]]:
-    """Informers a test started; each must stop within the deadline."""
-    made: list[SharedInformer] = []
-    yield made
-    assert all(informer.stop(timeout=DEADLINE) for informer in made), \
-        "an informer thread did not end"
-
-
-@pytest.fixture
-def controllers() -> Iterator[list[Controller]]:
-    made: list[Controller] = []
-    yield made
-    assert all(controller.stop(DEADLINE) for controller in made), \
-        "a controller did not stop in time"
 
 
 @pytest.fixture
@@ -627,13 +572,6 @@ def test_discovery_finds_every_served_group_version_and_a_new_crds_group(
 
 
 # ------------------------------------------------------------------------ 7. selectors
-
-
-def faro_client(backend: Backend) -> KubernetesClient:
-    """faro's identity: on the real cluster the operator's ServiceAccount (RBAC: get, list and
-    watch of what deploy/operator grants, configmaps among them); the simulator's one token."""
-    return KubernetesClient.from_environment(
-        kubeconfig=backend.faro_kubeconfig or backend.kubeconfig)
 
 
 def test_label_and_field_selectors_deliver_only_matching_objects(

@@ -22,6 +22,7 @@ from faro.config import (
     LOG_LEVELS,
     METRICS_KEYS,
     NAMESPACE_KEYS,
+    PENDING_KEYS,
     RESOURCE_KEYS,
     RESOURCE_RULE_KEYS,
     SCOPES,
@@ -580,7 +581,7 @@ def test_normalized_config_equality_and_hash_ignore_source() -> None:
 # ---------------------------------------------------------------------------------------------
 
 ALL_TOP = ("output_dir, log_level, auto_shutdown_sec, json_export, workers, max_retries, "
-           "unhealthy_after_sec, metrics, export, namespaces, resources")
+           "unhealthy_after_sec, metrics, export, pending, namespaces, resources")
 
 
 @pytest.mark.parametrize(("text", "path", "problem"), [
@@ -1146,9 +1147,11 @@ def test_resource_config_from_dict() -> None:
 def test_allowed_key_sets_follow_the_dataclasses() -> None:
     assert CONFIG_KEYS == ("output_dir", "log_level", "auto_shutdown_sec", "json_export",
                            "workers", "max_retries", "unhealthy_after_sec", "metrics",
-                           "export", "namespaces", "resources")
+                           "export", "pending", "namespaces", "resources")
     assert METRICS_KEYS == ("enabled", "port", "path", "bind_addr")
     assert EXPORT_KEYS == ("max_bytes", "backups", "fsync")
+    assert PENDING_KEYS == ("max_events", "max_bytes", "max_events_per_informer",
+                            "max_bytes_per_informer", "unready_after_sec", "stuck_handler_sec")
     assert NAMESPACE_KEYS == ("name_selector", "resources")
     assert RESOURCE_RULE_KEYS == ("label_selector", "field_selector", "name_selector")
     assert RESOURCE_KEYS == ("gvr", "scope", "namespace_names", "name_selector",
@@ -1247,6 +1250,10 @@ resources:
         "json_export": False, "workers": 4, "max_retries": 5, "unhealthy_after_sec": 60.0,
         "metrics": {"enabled": False, "port": 8080, "path": "/metrics", "bind_addr": "0.0.0.0"},
         "export": {"max_bytes": 100 * 1024 * 1024, "backups": 5, "fsync": False},
+        "pending": {"max_events": 100_000, "max_bytes": 56 * 1024 * 1024,
+                    "max_events_per_informer": 50_000,
+                    "max_bytes_per_informer": 28 * 1024 * 1024,
+                    "unready_after_sec": 60, "stuck_handler_sec": 60},
         "namespaces": [{"name_selector": "prod",
                         "resources": {"v1/pods": {"label_selector": "app = web"},
                                       "v1/services": {}}}],

@@ -148,6 +148,10 @@ NUMBER_SETTINGS = [
     ("metrics: {{port: {}}}", "metrics.port"),
     ("export: {{max_bytes: {}}}", "export.max_bytes"),
     ("export: {{backups: {}}}", "export.backups"),
+    ("pending: {{max_events: {}}}", "pending.max_events"),
+    ("pending: {{max_bytes_per_informer: {}}}", "pending.max_bytes_per_informer"),
+    ("pending: {{unready_after_sec: {}}}", "pending.unready_after_sec"),
+    ("pending: {{stuck_handler_sec: {}}}", "pending.stuck_handler_sec"),
 ]
 NUMBERS = [str(HUGE), str(-HUGE), "1.0e+400", "-1.0e+400", ".nan", ".inf", "-.inf"]
 
@@ -171,6 +175,8 @@ DICT_SETTINGS = [
     (lambda v: {"unhealthy_after_sec": v}, "unhealthy_after_sec"),
     (lambda v: {"metrics": {"port": v}}, "metrics.port"),
     (lambda v: {"export": {"max_bytes": v}}, "export.max_bytes"),
+    (lambda v: {"pending": {"max_bytes": v}}, "pending.max_bytes"),
+    (lambda v: {"pending": {"stuck_handler_sec": v}}, "pending.stuck_handler_sec"),
 ]
 
 
