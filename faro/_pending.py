@@ -11,6 +11,9 @@ always admitted (an event larger than a bound goes through alone, and no informe
 for ever on others), a closed producer (its informer is stopping) and a closed bound (the
 controller is stopping) never wait.
 
+An informer that had to wait goes on once it is below :data:`RESUME` of the bound, so that
+it reads a run of events rather than one per event delivered.
+
 An informer is *held* from the moment an event of it has to wait until it has room again
 (an event admitted at once, or a release leaving it room while none of its events waits);
 :meth:`PendingBound.held` says who and since when, for readiness and the logs.
@@ -30,6 +33,10 @@ from faro.config import PendingConfig
 
 logger = logging.getLogger("faro.controller")
 
+RESUME = 0.9
+"""An informer that had to wait goes on once its events are below this share of the bound
+(in events and bytes, for it and in total): it then reads a run of events without waiting,
+instead of waking for every event delivered."""
 HELD_LOG_AFTER = 1.0
 """Seconds an event waits for room before the wait is logged (WARNING)."""
 HELD_LOG_EVERY = 60.0
@@ -146,22 +153,25 @@ class PendingBound:
                 for held in [p for p in self._held if not p.waiting and self._fits(p)]:
                     held.held_since = None
                     self._held.discard(held)
-            if self._waiting:
+            if self._waiting and any(p.waiting and self._fits(p, RESUME) for p in self._held):
                 room.notify_all()
 
-    def _fits(self, producer: Producer) -> bool:
-        """Whether ``producer``'s next event is admitted now (lock held)."""
-        return producer.closed or self._bound(producer) is None
+    def _fits(self, producer: Producer, share: float = 1.0) -> bool:
+        """Whether ``producer``'s next event is admitted now, or with ``share`` of each bound
+        (lock held)."""
+        return producer.closed or self._bound(producer, share) is None
 
-    def _bound(self, producer: Producer) -> str | None:
-        """Which bound ``producer``'s next event would go beyond (lock held), or None."""
+    def _bound(self, producer: Producer, share: float = 1.0) -> str | None:
+        """Which bound (times ``share``) ``producer``'s next event would go beyond (lock
+        held), or None."""
         if producer.events == 0:
             return None
         limits = self.limits
-        if (0 < limits.max_events_per_informer <= producer.events
-                or 0 < limits.max_bytes_per_informer <= producer.bytes):
+        if (_reached(limits.max_events_per_informer, share, producer.events)
+                or _reached(limits.max_bytes_per_informer, share, producer.bytes)):
             return "per informer"
-        if 0 < limits.max_events <= self.events or 0 < limits.max_bytes <= self.bytes:
+        if _reached(limits.max_events, share, self.events) or \
+                _reached(limits.max_bytes, share, self.bytes):
             return "in total"
         return None
 
@@ -175,7 +185,7 @@ class PendingBound:
         producer.waiting += 1
         self._waiting += 1
         try:
-            while not self._fits(producer):
+            while not self._fits(producer, RESUME):
                 waited = now() - began
                 if waited >= HELD_LOG_AFTER and (
                         producer.logged_at is None
@@ -210,6 +220,10 @@ class PendingBound:
             held = [Held(p.name, p.held_since, self._bound(p) or "in total")
                     for p in self._held if p.held_since is not None]
         return sorted(held, key=lambda h: h.since)
+
+
+def _reached(limit: int, share: float, count: int) -> bool:
+    return limit > 0 and limit * share <= count
 
 
 def _mib(size: int) -> str:

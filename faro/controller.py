@@ -49,8 +49,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
+import orjson
 from kubernetes.client import ApiClient
 
+from faro._batch import LineBatcher
 from faro._delivery import Delivery, describe_callee
 from faro._entries import Entries
 from faro._health import Health, Watched
@@ -63,7 +65,8 @@ from faro.client import KubernetesClient
 from faro.clock import Clock, RealClock
 from faro.config import Config, ConfigError, NormalizedConfig, ResourceConfig
 from faro.events import EventHandler, HandlerFunc, JSONMiddleware, MatchedEvent, MiddlewareFunc
-from faro.export import EventExporter
+from faro.export import EventExporter, event_record
+from faro.logs import info_writer
 from faro.metrics import ControllerMetrics, PendingStats
 from faro.server import MetricsServer
 from faro.workqueue import ShutDown, WorkQueue
@@ -640,7 +643,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def _log_event(event: MatchedEvent) -> None:
-    if event_logger.isEnabledFor(logging.INFO):  # before reading the event's fields
+    if not event_logger.isEnabledFor(logging.INFO):  # before reading the event's fields
+        return
+    write = info_writer(event_logger)  # faro run's handlers only: no LogRecord needed
+    if write is not None:
+        write(f"CONFIG [{event.event_type.value}] {event.gvr} {event.key} "
+              f"(UID: {event.uid or '-'})")
+    else:
         event_logger.info("CONFIG [%s] %s %s (UID: %s)", event.event_type.value, event.gvr,
                           event.key, event.uid or "-")
 
@@ -657,8 +666,11 @@ class _JSONExport:
     """The delivery observer writing each event to the JSON event file (``json_export``).
 
     :meth:`open` (at start) opens the file when the configuration asks for one;
-    :meth:`close` (at stop) closes it and keeps its :attr:`path`. A line that cannot be
-    written is counted (``faro_export_errors_total``); the exporter logs why.
+    :meth:`close` (at stop) closes it and keeps its :attr:`path`. Workers only make the line;
+    a :class:`~faro._batch.LineBatcher` writes the lines in batches, at most 0.1 s after
+    they were made (and all of them at close), so a crash loses at most that much and never
+    part of a line. A line that cannot be written is counted (``faro_export_errors_total``);
+    the exporter logs why.
     """
 
     def __init__(self, config: Config, metrics: ControllerMetrics, clock: Clock) -> None:
@@ -666,6 +678,7 @@ class _JSONExport:
         self._metrics = metrics
         self._clock = clock
         self._exporter: EventExporter | None = None
+        self._batcher: LineBatcher[bytes] | None = None
         self._closed_path: Path | None = None
 
     @property
@@ -676,14 +689,24 @@ class _JSONExport:
 
     def open(self) -> None:
         if self._config.json_export:
-            self._exporter = EventExporter.from_config(self._config, clock=self._clock)
+            exporter = self._exporter = EventExporter.from_config(self._config,
+                                                                  clock=self._clock)
+            self._batcher = LineBatcher(lambda lines: self._write(exporter, lines),
+                                        name="export")
 
-    def __call__(self, event: MatchedEvent) -> None:
-        exporter = self._exporter
-        if exporter is not None and not exporter.export(event):
+    def _write(self, exporter: EventExporter, lines: list[bytes]) -> None:
+        for _ in range(len(lines) - exporter.write_lines(lines)):
             self._metrics.count_export_error()
 
+    def __call__(self, event: MatchedEvent) -> None:
+        batcher = self._batcher
+        if batcher is not None:
+            batcher.add(orjson.dumps(event_record(event)) + b"\n")
+
     def close(self) -> None:
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()  # every line made so far is written
         exporter, self._exporter = self._exporter, None
         if exporter is not None:
             self._closed_path = exporter.path

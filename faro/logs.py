@@ -23,10 +23,12 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TextIO
 
+from faro._batch import LineBatcher
 from faro._files import claim_file, open_file
 
 if TYPE_CHECKING:
@@ -74,18 +76,111 @@ def log_level(name: str) -> int:
 class UTCFormatter(logging.Formatter):
     """A formatter whose ``%(asctime)s`` is UTC with milliseconds: ``2026-11-22T10:15:02.123Z``."""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted, and how
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{seconds}.{int(record.msecs):03d}Z"
+        return f"{self.utc_seconds(int(record.created))}.{int(record.msecs):03d}Z"
+
+    def utc_seconds(self, second: int) -> str:
+        """``2026-11-22T10:15:02`` for a Unix second (the last one is remembered)."""
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                           time.gmtime(second)))
+        return cached[1]
 
 
-class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+def info_writer(logger: logging.Logger) -> Callable[[str], None] | None:
+    """A faster ``logger.info(message)`` while only :func:`setup_logging`'s handlers see it.
+
+    Returns a function that writes ``message`` as the INFO line those handlers would, straight
+    into their batches, without a :class:`logging.LogRecord`, when that is the same: ``logger``
+    is a child of the ``faro`` logger with no handlers or filters of its own, enabled for INFO,
+    propagating to ``faro``, which has exactly the handlers of a :func:`setup_logging` (no
+    filters, their formatter, level INFO or below) and does not propagate. Otherwise None:
+    log as usual. Ask again for each line (it reads a few attributes): the answer changes
+    when logging is configured again.
+    """
+    parent = logger.parent
+    if (parent is None or parent.name != "faro" or logger.handlers or logger.filters
+            or not logger.propagate or logger.disabled or parent.filters or parent.propagate
+            or not logger.isEnabledFor(logging.INFO)):
+        return None
+    handlers = parent.handlers
+    if len(handlers) != 2:
+        return None
+    batchers: list[LineBatcher[str]] = []
+    formatter = handlers[0].formatter
+    for handler in handlers:
+        if not isinstance(handler, _ConsoleHandler | _FileHandler) or handler.owner is None \
+                or handler.filters or handler.level > logging.INFO \
+                or handler.formatter is not formatter:
+            return None
+        batchers.append(handler.batcher)
+    if not isinstance(formatter, UTCFormatter) or formatter._fmt != LOG_FORMAT:
+        return None
+    seconds = formatter.utc_seconds
+    name = logger.name
+
+    def write(message: str) -> None:
+        now = time.time()
+        line = f"{seconds(int(now))}.{int(now * 1000) % 1000:03d}Z INFO {name}: {message}\n"
+        for batcher in batchers:
+            batcher.add(line)
+
+    return write
+
+
+class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes its lines in batches (:class:`~faro._batch.LineBatcher`).
+
+    ``emit`` only formats the line and adds it to the batch; the batcher writes and flushes
+    the stream at most 0.1 s later. A record of WARNING or above writes the batch at once (on
+    the logging thread), so problems are never late and lines stay in order. ``flush`` and
+    ``close`` write what is waiting (``logging.shutdown`` calls both at interpreter exit).
+    The stream is written by the batcher only, so its writes never wait for the handler's
+    lock (which the logging thread holds while it emits).
+    """
+
+    def start_batching(self, name: str) -> None:
+        self.batcher: LineBatcher[str] = LineBatcher(self._write_lines, name=name)
+
+    def _write_lines(self, lines: list[str]) -> None:
+        stream = self.stream
+        if stream is not None:
+            stream.write("".join(lines))
+            stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self.batcher.add(line)
+        if record.levelno >= logging.WARNING:
+            self.batcher.flush()
+
+    def flush(self) -> None:
+        batcher: LineBatcher[str] | None = getattr(self, "batcher", None)
+        if batcher is not None:
+            batcher.flush()
+        super().flush()
+
+    def close(self) -> None:
+        batcher: LineBatcher[str] | None = getattr(self, "batcher", None)
+        if batcher is not None:
+            batcher.close()
+        super().close()
+
+
+class _ConsoleHandler(_Batched):
     """The console handler of one :class:`LoggingSetup` (the type marks it as faro's)."""
 
     owner: LoggingSetup | None = None
 
 
-class _FileHandler(logging.FileHandler):
+class _FileHandler(_Batched, logging.FileHandler):
     """The file handler of one :class:`LoggingSetup` (the type marks it as faro's).
 
     It writes through the descriptor of the file :func:`setup_logging` created and never
@@ -122,7 +217,7 @@ class _FileHandler(logging.FileHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.stream is not None:  # None once closed: never opened again
-            logging.StreamHandler.emit(self, record)
+            super().emit(record)
 
 
 class LoggingSetup:
@@ -208,18 +303,20 @@ def setup_logging(config: Config, *, console: TextIO | None = None) -> LoggingSe
     file_handler = _FileHandler(log_file, fd)
     formatter = UTCFormatter(LOG_FORMAT)
     console_handler = _ConsoleHandler(console if console is not None else sys.stderr)
-    handlers: tuple[logging.Handler, ...] = (console_handler, file_handler)
-    for handler in handlers:
-        handler.setFormatter(formatter)
+    handlers: tuple[_Batched, ...] = (console_handler, file_handler)
+    for batched, name in ((console_handler, "console"), (file_handler, "log")):
+        batched.setFormatter(formatter)
+        batched.start_batching(name)
     logger = logging.getLogger("faro")
     with _lock:
-        for handler in list(logger.handlers):
-            if isinstance(handler, _ConsoleHandler | _FileHandler) and handler.owner is not None:
-                handler.owner._close()
+        for existing in list(logger.handlers):
+            if isinstance(existing, _ConsoleHandler | _FileHandler) and \
+                    existing.owner is not None:
+                existing.owner._close()
         setup = LoggingSetup(logger, handlers, log_file, level, logger.level, logger.propagate)
         console_handler.owner = file_handler.owner = setup
         logger.setLevel(level)
         logger.propagate = False
-        for handler in handlers:
-            logger.addHandler(handler)
+        for added in handlers:
+            logger.addHandler(added)
     return setup

@@ -32,7 +32,14 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import faro
-from tests.integration.kube import DEADLINE, Kubectl, LineReader, target_kubeconfig, unique
+from tests.integration.kube import (
+    DEADLINE,
+    Kubectl,
+    LineReader,
+    eventually,
+    target_kubeconfig,
+    unique,
+)
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.e2e, pytest.mark.cluster]
 
@@ -356,3 +363,35 @@ def test_resource_centric_config_with_selectors_cluster_scope_and_metrics(
         assert history[1]["labels"].get("phase") == "updated", history[1]
         assert all("namespace" not in e and e["uid"] == ns_uids[key] for e in history)
     assert ("v1/namespaces", "", ns_x) not in grouped
+
+
+def test_kill_9_leaves_whole_lines_and_loses_nothing_flushed(
+        kubectl: Kubectl, names: Callable[[str], str],
+        run_faro: Callable[[dict[str, Any]], Faro]) -> None:
+    """Lines are written in batches at most 0.1 s after their event: a ``faro run`` killed
+    with SIGKILL (no stop, no flush) leaves a file of whole lines, every event in it."""
+    ns = names("kill")
+    kubectl.apply(manifest(namespace(ns)))
+    faro_run = run_faro({"json_export": True,
+                         "namespaces": [{"name_selector": ns,
+                                         "resources": {"v1/configmaps": {}}}]})
+    created = [configmap(f"cm-{number:02}", ns, "1") for number in range(40)]
+    kubectl.apply(manifest(*created))
+    for obj in created:
+        faro_run.wait_event("ADDED", key_of(obj))
+    files = sorted(faro_run.output_dir.glob("events-*.json"))
+    assert len(files) == 1, files
+
+    def names_in_file() -> set[str]:
+        return {orjson.loads(line)["name"] for line in files[0].read_bytes().splitlines()
+                if line.strip()}
+
+    wanted = {obj["metadata"]["name"] for obj in created}
+    eventually(lambda: wanted <= names_in_file(), "every event's line in the file")
+    faro_run.reader.process.send_signal(signal.SIGKILL)
+    faro_run.reader.process.wait(timeout=DEADLINE)
+    data = files[0].read_bytes()
+    assert data.endswith(b"\n")
+    lines = [orjson.loads(line) for line in data.splitlines()]  # every line whole
+    mine = [line for line in lines if line["namespace"] == ns]
+    assert sorted(line["name"] for line in mine) == sorted(wanted)  # once each

@@ -21,6 +21,7 @@ from faro.config import Config, ResourceConfig
 from faro.controller import _log_event
 from faro.events import EventType, MatchedEvent
 from faro.logs import LOG_FORMAT, LoggingSetup, UTCFormatter, log_level, setup_logging
+from tests.integration.helpers import eventually
 from tests.unit.test_export import call_bounded
 
 EVENT_LINE = re.compile(
@@ -85,10 +86,62 @@ def test_event_lines_show_at_info_in_console_and_file(tmp_path: Path) -> None:
     console = io.StringIO()
     with setup_logging(config(tmp_path, "info"), console=console) as setup:
         _log_event(event())
+        # Written in a batch, within 0.1 s, by the handler's flush thread.
+        eventually(lambda: console.getvalue())
         assert EVENT_LINE.fullmatch(console.getvalue().rstrip("\n")), console.getvalue()
         assert console.getvalue().count("\n") == 1
-    # The file is flushed per line and closed by close(); it holds the same line.
+        eventually(lambda: setup.log_file.read_text(encoding="utf-8"))
+    # The file holds the same line.
     assert setup.log_file.read_text(encoding="utf-8") == console.getvalue()
+
+
+@pytest.mark.parametrize("change", ["filter on faro.events", "filter on a handler",
+                                    "another handler on faro"])
+def test_event_lines_go_through_logging_whenever_something_else_may_see_them(
+        tmp_path: Path, faro_logger: logging.Logger, change: str) -> None:
+    """faro run writes its event lines without a LogRecord only while exactly its own handlers
+    would see them; a filter or another handler gets every record as logging makes it."""
+    console = io.StringIO()
+    seen: list[logging.LogRecord] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    with setup_logging(config(tmp_path, "info"), console=console) as setup:
+        extra = Recorder()
+        if change == "filter on faro.events":
+            logging.getLogger("faro.events").addFilter(lambda record: False)
+        elif change == "filter on a handler":
+            setup.handlers[0].addFilter(lambda record: seen.append(record) or False)
+        else:
+            faro_logger.addHandler(extra)
+        try:
+            _log_event(event())
+            for handler in setup.handlers:
+                handler.flush()
+        finally:
+            logging.getLogger("faro.events").filters.clear()
+            setup.handlers[0].filters.clear()
+            faro_logger.removeHandler(extra)
+        if change == "filter on faro.events":
+            assert console.getvalue() == "" and seen == []
+        else:
+            assert [r.getMessage() for r in seen] == [
+                "CONFIG [ADDED] v1/configmaps default/web (UID: 1234)"]
+            assert console.getvalue().count("CONFIG") == (change != "filter on a handler")
+
+
+def test_a_warning_is_written_at_once_after_the_lines_before_it(tmp_path: Path) -> None:
+    console = io.StringIO()
+    with setup_logging(config(tmp_path, "info"), console=console) as setup:
+        _log_event(event())
+        logging.getLogger("faro.controller").warning("a problem")
+        lines = console.getvalue().splitlines()  # no wait: the warning flushed the batch
+        assert [line.split(" ", 1)[1] for line in lines] == [
+            "INFO faro.events: CONFIG [ADDED] v1/configmaps default/web (UID: 1234)",
+            "WARNING faro.controller: a problem"]
+        assert setup.log_file.read_text(encoding="utf-8") == console.getvalue()
 
 
 def test_event_lines_are_hidden_at_warning(tmp_path: Path) -> None:
@@ -149,6 +202,8 @@ def test_a_second_setup_replaces_the_first(tmp_path: Path, faro_logger: logging.
     assert first.closed and not second.closed
     assert first.log_file != second.log_file
     _log_event(event())
+    for handler in second.handlers:
+        handler.flush()  # written in batches: now, rather than within 0.1 s
     assert console.getvalue().count("CONFIG [ADDED]") == 1  # not twice
     assert "CONFIG" not in first.log_file.read_text(encoding="utf-8")
     assert faro_logger.level == logging.INFO
