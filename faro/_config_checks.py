@@ -304,16 +304,21 @@ _METRICS_CHECKS: Final[dict[str, _Check]] = {
     "path": _url_path,
     "bind_addr": lambda v, p: _required_string(v, p, "an address to listen on"),
 }
+def _count(value: object, path: str) -> int:
+    """A number of events or bytes: an integer from 0 to 2**63 - 1."""
+    return _integer(value, path, 0, cap=2**63 - 1)
+
+
 _EXPORT_CHECKS: Final[dict[str, _Check]] = {
-    "max_bytes": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
+    "max_bytes": _count,
     "backups": lambda v, p: _integer(v, p, 0, cap=BACKUPS_MAX),
     "fsync": _boolean,
 }
 _PENDING_CHECKS: Final[dict[str, _Check]] = {
-    "max_events": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
-    "max_bytes": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
-    "max_events_per_informer": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
-    "max_bytes_per_informer": lambda v, p: _integer(v, p, 0, cap=2**63 - 1),
+    "max_events": _count,
+    "max_bytes": _count,
+    "max_events_per_informer": _count,
+    "max_bytes_per_informer": _count,
     "unready_after_sec": _seconds,
     "stuck_handler_sec": _seconds,
 }
@@ -322,8 +327,8 @@ _S = TypeVar("_S", MetricsConfig, ExportConfig, PendingConfig)
 
 def _section(value: object, path: str, cls: type[_S], keys: tuple[str, ...],
              checks: Mapping[str, _Check], problems: Problems) -> _S | None:
-    """``metrics`` or ``export``, given as its dataclass or as a mapping, checked; None when it
-    is neither (reported: its settings are not looked at)."""
+    """``metrics``, ``export`` or ``pending``, given as its dataclass or as a mapping, checked;
+    None when it is neither (reported: its settings are not looked at)."""
     if isinstance(value, cls):
         section = value
     elif isinstance(value, Mapping):

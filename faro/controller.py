@@ -271,19 +271,22 @@ class Controller:
         """Events received and not yet delivered to every handler."""
         return self._delivery.pending_events()
 
+    def _oldest_pending_age(self) -> float:
+        """Seconds the oldest event not yet delivered has waited (0 when none)."""
+        oldest = self._delivery.oldest_pending_since()
+        return 0.0 if oldest is None else max(0.0, self._clock.now() - oldest)
+
     def _pending_stats(self) -> PendingStats:
         """The pending events as the metrics show them (read when scraped)."""
-        oldest = self._delivery.oldest_pending_since()
         return PendingStats(
             events=self._pending.events, bytes=self._pending.bytes,
-            oldest_age=0.0 if oldest is None else max(0.0, self._clock.now() - oldest),
-            held_informers=len(self._pending.held()), stuck_handlers=len(self._delivery.stuck()))
+            oldest_age=self._oldest_pending_age(), held_informers=len(self._pending.held()),
+            stuck_handlers=len(self._delivery.stuck()))
 
     def _pending_detail(self) -> str:
         """What is pending and which handlers are stuck, for the readiness reason."""
-        stats = self._pending_stats()
-        text = (f"{stats.events} events ({stats.bytes / (1024 * 1024):.1f} MiB) pending, the "
-                f"oldest for {stats.oldest_age:.1f}s")
+        text = (f"{self._pending.events} events ({self._pending.bytes / (1024 * 1024):.1f} MiB) "
+                f"pending, the oldest for {self._oldest_pending_age():.1f}s")
         now = self._clock.now()
         stuck = [f"handler {b.callee} running for {now - b.since:.1f}s on {b.gvr} {b.key}"
                  for b in self._delivery.stuck()]

@@ -213,9 +213,7 @@ def test_with_controller_whose_body_raises_exits_although_a_handler_never_return
     assert "KeyboardInterrupt" in stderr
 
 
-def test_keyboard_interrupt_in_run_stops_the_controller_and_is_raised_again(
-        populated: SimulatedCluster, children: list[Child]) -> None:
-    child = Child(populated, """\
+RUN_UNTIL_INTERRUPTED = """\
         controller = Controller(client, config)
         controller.add_event_handler(handler)
         controller.set_ready_callback(lambda: say("ready"))
@@ -223,7 +221,13 @@ def test_keyboard_interrupt_in_run_stops_the_controller_and_is_raised_again(
             controller.run()
         finally:
             say(f"main done: stopped={controller.stopped}")
-    """)
+"""
+"""A child's main: run() until a signal ends it, then say whether the controller stopped."""
+
+
+def test_keyboard_interrupt_in_run_stops_the_controller_and_is_raised_again(
+        populated: SimulatedCluster, children: list[Child]) -> None:
+    child = Child(populated, RUN_UNTIL_INTERRUPTED)
     children.append(child)
     child.line("ready")
     child.reader.process.send_signal(signal.SIGINT)
@@ -242,14 +246,7 @@ def test_sigterm_made_to_raise_ends_run_as_ctrl_c_does(
     child = Child(populated, """\
         import signal
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
-        controller = Controller(client, config)
-        controller.add_event_handler(handler)
-        controller.set_ready_callback(lambda: say("ready"))
-        try:
-            controller.run()
-        finally:
-            say(f"main done: stopped={controller.stopped}")
-    """)
+""" + RUN_UNTIL_INTERRUPTED)
     children.append(child)
     child.line("ready")
     child.reader.process.send_signal(signal.SIGTERM)
