@@ -39,7 +39,15 @@ import sys
 import time
 from typing import Any
 
-from bench_informer import CLIENTS, HELD_TIMEOUT, BenchError, SimProcess, _finish_client, _kill
+from bench_informer import (
+    CLIENTS,
+    COMMAND_TIMEOUT,
+    HELD_TIMEOUT,
+    BenchError,
+    SimProcess,
+    _finish_client,
+    _kill,
+)
 
 THROUGHPUT_VARIANTS = ("reader", "faro-controller", "faro-run", "official-informer",
                        "official-watch", "kopf")
@@ -93,10 +101,10 @@ def _throughput_once(sim: SimProcess, variant: str, events: int,
     proc = _start(python, variant, "throughput", sim.kubeconfig, events, THROUGHPUT_BUDGET)
     try:
         if not _wait_held(sim, proc, variant):
-            return _finish_client(proc, 10)
+            return _finish_client(proc, 10, sim)
         sim.command(f"burst {events}")
         released = sim.command("release")["at"]
-        result = _finish_client(proc, 120 + THROUGHPUT_BUDGET)
+        result = _finish_client(proc, 120 + THROUGHPUT_BUDGET, sim)
     finally:
         _kill(proc)
     if "error" in result:
@@ -181,11 +189,11 @@ def _latency_once(sim: SimProcess, variant: str, rate: float,
     proc = _start(sys.executable, variant, "latency", sim.kubeconfig, count)
     try:
         if not _wait_held(sim, proc, variant):
-            return _finish_client(proc, 10), {}
+            return _finish_client(proc, 10, sim), {}
         sim.command("release")
         time.sleep(0.5)  # the client is in its read loop before the first write
-        writer = sim.command(f"stream {rate:g} {seconds:g}")
-        result = _finish_client(proc, 60)
+        writer = sim.command(f"stream {rate:g} {seconds:g}", timeout=seconds + COMMAND_TIMEOUT)
+        result = _finish_client(proc, 60, sim)
     finally:
         _kill(proc)
     if "error" not in result and result["events"] < count:

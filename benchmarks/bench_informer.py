@@ -34,9 +34,12 @@ import contextlib
 import functools
 import hashlib
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -63,39 +66,99 @@ THROUGHPUT_TARGET = 0.8  # faro events/s >= 0.8 x reader
 MEMORY_TARGET = 0.5  # faro bytes per object <= 0.5 x official informer
 SYNC_TARGET = 0.5  # faro sync time <= 0.5 x official informer
 HELD_TIMEOUT = 60.0  # seconds a client may take to list and open its watch
+POLL = 0.5  # seconds between checks that a child waited on is still alive
+START_TIMEOUT = 60.0  # seconds sim_server.py may take to start serving
+SYNC_TIMEOUT = 300.0  # seconds a client may take to sync, and more for many objects:
+SYNC_TIMEOUT_PER_OBJECT = 0.001  # (1,000 s for 1M)
+COMMAND_TIMEOUT = 900.0  # seconds sim_server.py may take to answer a command (load 1M: ~1 min)
 
 
 class BenchError(RuntimeError):
     """A benchmark process failed."""
 
 
+def exit_reason(status: int) -> str:
+    """A child's end in words, from its Popen.returncode."""
+    if status >= 0:
+        return f"exited with status {status}"
+    name = signal.Signals(-status).name
+    return f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+
+
+def peak_rss(pid: int) -> int:
+    """The largest RSS of a running process so far (VmHWM, bytes); 0 if unknown."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 class SimProcess:
-    """``sim_server.py`` in a subprocess, driven one command at a time."""
+    """``sim_server.py`` in a subprocess, driven one command at a time.
+
+    Every wait on it has a deadline and notices within ``POLL`` seconds that it died
+    (the OOM killer's SIGKILL, say): :class:`BenchError` names it, how it ended, and
+    the largest RSS seen.
+    """
 
     def __init__(self, history_size: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(SIM_SERVER), "--history-size", str(history_size)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        info = self._reply()
+        self.peak_rss = 0  # bytes: the largest VmHWM seen while waiting on it
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, name="sim-stdout", daemon=True).start()
+        info = self._reply("start", START_TIMEOUT)
         self.url: str = info["url"]
         self.kubeconfig: str = info["kubeconfig"]
 
-    def _reply(self) -> dict[str, Any]:
+    def _read(self) -> None:
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise BenchError(f"sim_server.py exited (status {self.proc.wait()})")
-        reply: dict[str, Any] = orjson.loads(line)
-        if "error" in reply:
-            raise BenchError(f"sim_server.py: {reply['error']}")
-        return reply
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put("")  # end of file
 
-    def command(self, text: str) -> dict[str, Any]:
+    def check(self, doing: str) -> None:
+        """Raise BenchError if the simulator is gone (``doing``: what it was asked)."""
+        if self.proc.poll() is not None:
+            peak = f"; largest RSS seen {self.peak_rss / 2**30:.1f} GiB" if self.peak_rss else ""
+            raise BenchError(f"sim_server.py (pid {self.proc.pid}) "
+                             f"{exit_reason(self.proc.returncode)} {doing}{peak}")
+        self.peak_rss = max(self.peak_rss, peak_rss(self.proc.pid))
+
+    def _reply(self, what: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=POLL)
+            except queue.Empty:
+                self.check(f"during {what!r}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"sim_server.py: no answer to {what!r} within "
+                                     f"{timeout:.0f} s") from None
+                continue
+            if not line:  # its stdout closed: it is ending
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=30)
+                self.check(f"during {what!r}")
+                raise BenchError(f"sim_server.py closed its stdout during {what!r}")
+            reply: dict[str, Any] = orjson.loads(line)
+            if "error" in reply:
+                raise BenchError(f"sim_server.py: {reply['error']}")
+            return reply
+
+    def command(self, text: str, timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:
+        """Send one command; its answer, or BenchError (died, no answer in ``timeout`` s)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-        return self._reply()
+        try:
+            self.proc.stdin.write(text + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self.check(f"before {text!r}")
+            raise
+        return self._reply(text, timeout)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -176,7 +239,8 @@ def _unavailable(variant: str) -> dict[str, Any] | None:
 
 
 def _start_client(variant: str, mode: str, kubeconfig: str, count: int,
-                  budget: float | None = None) -> subprocess.Popen[str]:
+                  budget: float | None = None,
+                  timeout: float | None = None) -> subprocess.Popen[str]:
     if variant == CLIENTGO:  # same arguments, same JSON line (clientgo/main.go)
         binary, _ = clientgo_binary()
         command = [str(binary), mode]
@@ -185,6 +249,8 @@ def _start_client(variant: str, mode: str, kubeconfig: str, count: int,
     command += ["--kubeconfig", kubeconfig, "--count", str(count)]
     if budget is not None:
         command += ["--budget", str(budget)]
+    if timeout is not None:
+        command += ["--timeout", str(timeout)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -196,19 +262,33 @@ def _client_name(proc: subprocess.Popen[str]) -> str:
     return " ".join(args[2:4])
 
 
-def _finish_client(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    """Wait for a client's JSON line; ``{"error": ...}`` results are returned, not raised."""
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()  # our own child, by its handle
-        out, err = proc.communicate()
-        raise BenchError(f"client {_client_name(proc)} took over {timeout:.0f} s: "
-                         f"{err.strip()[-500:]}") from None
+def _finish_client(proc: subprocess.Popen[str], timeout: float,
+                   sim: SimProcess | None = None) -> dict[str, Any]:
+    """Wait for a client's JSON line; ``{"error": ...}`` results are returned, not raised.
+
+    With ``sim``, the simulator is checked every ``POLL`` seconds meanwhile: its death
+    is the BenchError (the client would only retry until its timeout).
+    """
+    name = _client_name(proc)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out, err = proc.communicate(timeout=POLL)
+            break
+        except subprocess.TimeoutExpired:  # a retried communicate() loses no output
+            if sim is not None:
+                sim.check(f"while client {name} ran")
+            if time.monotonic() > deadline:
+                proc.kill()  # our own child, by its handle
+                out, err = proc.communicate()
+                raise BenchError(f"client {name} took over {timeout:.0f} s: "
+                                 f"{err.strip()[-500:]}") from None
     lines = out.strip().splitlines()
     if not lines:
-        raise BenchError(f"client {_client_name(proc)} exited with status {proc.returncode} "
-                         f"and no result: {err.strip()[-1000:]}")
+        if sim is not None:
+            sim.check(f"while client {name} ran")
+        raise BenchError(f"client {name} (pid {proc.pid}) {exit_reason(proc.returncode)} "
+                         f"and gave no result: {err.strip()[-1000:]}")
     result: dict[str, Any] = orjson.loads(lines[-1])
     return result
 
@@ -236,12 +316,12 @@ def _throughput_once(sim: SimProcess, variant: str, events: int) -> dict[str, An
         deadline = time.monotonic() + HELD_TIMEOUT
         while not sim.command("wait-held 1 0.2")["ok"]:
             if proc.poll() is not None:
-                return _finish_client(proc, 10)
+                return _finish_client(proc, 10, sim)
             if time.monotonic() > deadline:
                 raise BenchError(f"{variant}: no watch was parked within {HELD_TIMEOUT:.0f} s")
         sim.command(f"burst {events}")
         sim.command("release")
-        result = _finish_client(proc, 120 + THROUGHPUT_BUDGET)
+        result = _finish_client(proc, 120 + THROUGHPUT_BUDGET, sim)
     finally:
         _kill(proc)
     if "error" not in result and not result["capped"] and result["events"] < events:
@@ -317,6 +397,7 @@ def _compare_to_clientgo(row: dict[str, Any], value: float, clientgo: float | No
 def _cache_runs(objects: int, repeat: int) -> dict[str, list[dict[str, Any]]]:
     """Sync-mode client runs of every cache variant (made once for both benchmarks)."""
     samples: dict[str, list[dict[str, Any]]] = {v: [] for v in CACHE_VARIANTS}
+    sync_timeout = max(SYNC_TIMEOUT, objects * SYNC_TIMEOUT_PER_OBJECT)
     with SimProcess(history_size=objects + 1000) as sim:
         sim.command("reset")
         sim.command(f"load {objects}")
@@ -326,9 +407,10 @@ def _cache_runs(objects: int, repeat: int) -> dict[str, list[dict[str, Any]]]:
                 if unavailable is not None:
                     samples[variant].append(unavailable)
                     continue
-                proc = _start_client(variant, "sync", sim.kubeconfig, objects)
+                proc = _start_client(variant, "sync", sim.kubeconfig, objects,
+                                     timeout=sync_timeout)
                 try:
-                    result = _finish_client(proc, 600)
+                    result = _finish_client(proc, sync_timeout + 60, sim)
                 finally:
                     _kill(proc)
                 if "error" not in result and result["objects"] != objects:

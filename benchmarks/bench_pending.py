@@ -29,7 +29,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_informer import BenchError, SimProcess  # noqa: E402
+from bench_informer import COMMAND_TIMEOUT, BenchError, SimProcess  # noqa: E402
 from bench_soak import _row as _soak_row  # noqa: E402
 from bench_soak import _status  # noqa: E402
 
@@ -94,7 +94,7 @@ def _measure(rate: float, seconds: float, unbounded: bool) -> dict[str, Any]:
             ready = orjson.loads(proc.stdout.readline() or b"{}")
             if "ready" not in ready:
                 raise BenchError(f"bench_pending client: {ready}")
-            writer = sim.command(f"stream {rate:g} {seconds:g}")
+            writer = sim.command(f"stream {rate:g} {seconds:g}", timeout=seconds + COMMAND_TIMEOUT)
             proc.stdin.close()
             result = orjson.loads(proc.stdout.readline() or b"{}")["result"]
             proc.wait(timeout=60)

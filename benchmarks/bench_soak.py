@@ -82,7 +82,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_informer import BenchError, SimProcess  # noqa: E402
+from bench_informer import COMMAND_TIMEOUT, BenchError, SimProcess  # noqa: E402
 from pacing import Schedule  # noqa: E402
 
 NAMESPACE = "bench"
@@ -602,7 +602,7 @@ def run(seconds: float = 600.0, rate: float = 200.0,
         try:
             ready = _next(messages, "ready", READY_TIMEOUT, samples, stderr_path)
             writer = sim.command(f"soak {rate:g} {seconds:g} {fault_every:g} {NAMES} "
-                                 f"{log_file}")
+                                 f"{log_file}", timeout=seconds + COMMAND_TIMEOUT)
             assert proc.stdin is not None
             proc.stdin.write(f"finish {writer['final_rv']}\n")
             proc.stdin.flush()

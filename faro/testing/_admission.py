@@ -25,6 +25,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from faro._names import (
     KubeObject,
     dns1035_label_errors,
@@ -45,7 +47,10 @@ def check_body(rt: ResourceType, body: Mapping[str, Any]) -> KubeObject:
     """A private deep copy of a request body, with apiVersion and kind checked."""
     if not isinstance(body, Mapping):
         raise ApiError(400, "the body of the request must be a JSON object")
-    obj = copy.deepcopy(dict(body))
+    try:  # what is stored is its JSON: a round trip copies it many times faster
+        obj: KubeObject = orjson.loads(orjson.dumps(body))
+    except orjson.JSONEncodeError:  # orjson refuses it (a Mapping that is no dict, ...)
+        obj = copy.deepcopy(dict(body))
     api_version = obj.get("apiVersion") or rt.api_version
     kind = obj.get("kind") or rt.kind
     if api_version != rt.api_version:

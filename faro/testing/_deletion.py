@@ -16,7 +16,6 @@ Contract, as kube-apiserver and its namespace controller behave:
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -125,14 +124,14 @@ class Deleter:
         if rt is CRDS:
             self._registry.withdraw(old.obj)
         entry = self._storage.commit(rt.storage, key, "DELETED",
-                                     copy.deepcopy(final or old.obj), old)
+                                     final or old.obj, old)
         if rt.namespaced:
             self._remove_namespace_if_done(key[0])
         return entry
 
     def _mark_deleting(self, rt: ResourceType, key: Key, entry: Entry) -> Entry:
         """Set deletionTimestamp (a MODIFIED change); caller holds the lock."""
-        new = copy.deepcopy(entry.obj)
+        new = entry.obj
         new["metadata"]["deletionTimestamp"] = rfc3339(self._clock.time())
         if rt is not NAMESPACES:  # a namespace's deletion has no grace period
             new["metadata"]["deletionGracePeriodSeconds"] = 0
@@ -169,10 +168,12 @@ class Deleter:
         key = ("", name)
         self._empty_namespace(name)
         entry = self._storage.get(NAMESPACES.storage, key)
-        if entry is None or not entry.obj["metadata"].get("deletionTimestamp"):
+        if entry is None:
             return
-        if (entry.obj.get("spec") or {}).get("finalizers"):
-            new = copy.deepcopy(entry.obj)
+        new = entry.obj
+        if not new["metadata"].get("deletionTimestamp"):
+            return
+        if (new.get("spec") or {}).get("finalizers"):
             new["spec"]["finalizers"] = []
             self._storage.commit(NAMESPACES.storage, key, "MODIFIED", new, entry)
         self._remove_namespace_if_done(name)
@@ -209,8 +210,9 @@ class Deleter:
                 entry = objects.get(key)
                 if entry is None:
                     continue
-                if entry.obj["metadata"].get("finalizers"):
-                    if not entry.obj["metadata"].get("deletionTimestamp"):
+                obj = entry.obj
+                if obj["metadata"].get("finalizers"):
+                    if not obj["metadata"].get("deletionTimestamp"):
                         self._mark_deleting(rt, key, entry)
                     continue
-                self._storage.commit(storage, key, "DELETED", copy.deepcopy(entry.obj), entry)
+                self._storage.commit(storage, key, "DELETED", obj, entry)

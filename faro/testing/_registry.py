@@ -15,7 +15,6 @@ Contract, as kube-apiserver with apiextensions-apiserver behaves:
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -118,7 +117,7 @@ class Registry:
 
     def establish(self, entry: Entry) -> Entry:
         """Accept a new CRD's names and mark it Established (a MODIFIED change); serve it."""
-        crd = copy.deepcopy(entry.obj)
+        crd = entry.obj
         stamp = rfc3339(self._clock.time())
         spec = crd["spec"]
         crd["status"] = {
@@ -163,6 +162,6 @@ class Registry:
                 return
             storage = types[0].storage
             for key, entry in sorted(self._storage.objects(storage).items()):
-                self._storage.commit(storage, key, "DELETED", copy.deepcopy(entry.obj), entry)
+                self._storage.commit(storage, key, "DELETED", entry.obj, entry)
             # They see those DELETED events, then end cleanly.
             self._watches.end_storage(storage)

@@ -8,18 +8,20 @@ Contract (etcd's, as kube-apiserver sees it):
 - The history keeps at least ``history_size`` changes; older ones are compacted.
   :attr:`VersionedStorage.oldest` is the oldest resourceVersion a reader can still resume
   from; the state at any resourceVersion from there on can be rebuilt (:meth:`snapshot`).
-- Stored object dicts are never mutated after commit; each carries its JSON encoding, made
-  once and shared by every list response and watcher.
+- An object is stored only as its compact JSON encoding (an :class:`Entry`), made once at
+  commit and shared by the objects, the history, every list response and watcher; it is
+  decoded only where a rule reads it (updates, patches, selectors, deletion).
 - Thread-safe: every method takes the condition it was given (a reentrant one, shared with
   the rest of the store); a commit notifies it, so watchers waiting on it wake up.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -61,34 +63,54 @@ def parse_rv(text: str) -> int:
     return value
 
 
+_API_VERSION = re.compile(rb'\{"apiVersion":"([^"\\]*)"')
+_TYPE_META = re.compile(rb'\{"apiVersion":"[^"\\]*","kind":"[^"\\]*",')
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A committed object and its JSON encoding (for its stored apiVersion)."""
+    """A committed object, kept only as its compact JSON encoding (for its stored apiVersion).
 
-    obj: KubeObject
+    The encoding is what responses and watch events carry; the object is decoded
+    when a rule must read it (:attr:`obj`).
+    """
+
     raw: bytes
-    _item: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def of(cls, obj: KubeObject) -> Entry:
-        return cls(obj, dumps(obj))
+        # orjson's bytes keep its whole output buffer (8 KiB for a 1 KB object): the
+        # stored copy is the size of the encoding.
+        return cls(bytes(memoryview(dumps(obj))))
+
+    @property
+    def obj(self) -> KubeObject:
+        """The object, decoded anew on every read: the caller's own, free to change."""
+        obj: KubeObject = orjson.loads(self.raw)
+        return obj
 
     def list_item(self) -> bytes:
         """The encoding as an item of a built-in kind's list: without apiVersion and kind.
 
         The real server encodes typed list items with an empty TypeMeta (custom
-        resources' items keep theirs). Made on first use and cached.
+        resources' items keep theirs).
         """
-        if not self._item:
-            self._item.append(dumps({k: v for k, v in self.obj.items()
-                                     if k not in ("apiVersion", "kind")}))
-        return self._item[0]
+        head = _TYPE_META.match(self.raw)
+        if head is not None:  # the usual order: cut the two keys out of the bytes
+            return b"{" + self.raw[head.end():]
+        return dumps({k: v for k, v in self.obj.items() if k not in ("apiVersion", "kind")})
 
     def encoded_as(self, api_version: str) -> bytes:
         """The encoding with ``apiVersion`` rewritten (CRD ``None`` conversion)."""
-        if self.obj.get("apiVersion") == api_version:
+        head = _API_VERSION.match(self.raw)
+        if head is not None:  # the usual order: apiVersion first, compare and splice bytes
+            if head[1] == api_version.encode():
+                return self.raw
+            return b'{"apiVersion":' + dumps(api_version) + self.raw[head.end():]
+        obj = self.obj
+        if obj.get("apiVersion") == api_version:
             return self.raw
-        return dumps({**self.obj, "apiVersion": api_version})
+        return dumps({**obj, "apiVersion": api_version})
 
 
 class Change:
@@ -96,11 +118,10 @@ class Change:
 
     ``new`` is the object after the change (for DELETED: the last state with the
     deletion's resourceVersion); ``old`` is the state before (None for ADDED).
-    Watch lines are encoded lazily and cached per (event type, apiVersion), so each
-    change is encoded once whatever the number of watchers.
+    Both are the storage's entries, shared with the objects and the other changes.
     """
 
-    __slots__ = ("_lines", "key", "new", "old", "rv", "storage", "type")
+    __slots__ = ("key", "new", "old", "rv", "storage", "type")
 
     def __init__(
         self, rv: int, type_: str, storage: Storage, key: Key, new: Entry, old: Entry | None
@@ -111,23 +132,16 @@ class Change:
         self.key = key
         self.new = new
         self.old = old
-        self._lines: dict[tuple[str, str], bytes] = {}
 
     def line(self, type_: str, api_version: str) -> bytes:
         """The watch event line (JSON + newline) of this change, seen as ``type_``."""
-        cache_key = (type_, api_version)
-        line = self._lines.get(cache_key)
-        if line is None:
-            if type_ == "DELETED" and self.type != "DELETED":
-                # An object that stopped matching a selector: its previous state
-                # with this change's resourceVersion, as the real server sends it.
-                assert self.old is not None
-                entry = Entry.of(with_rv(self.old.obj, self.rv))
-            else:
-                entry = self.new
-            line = watch_line(type_, entry.encoded_as(api_version))
-            self._lines[cache_key] = line
-        return line
+        if type_ == "DELETED" and self.type != "DELETED":
+            # An object that stopped matching a selector: its previous state
+            # with this change's resourceVersion, as the real server sends it.
+            assert self.old is not None
+            return watch_line(type_, Entry.of(with_rv(self.old.obj, self.rv))
+                              .encoded_as(api_version))
+        return watch_line(type_, self.new.encoded_as(api_version))
 
 
 @dataclass(frozen=True)

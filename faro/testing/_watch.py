@@ -8,8 +8,8 @@ Contract:
   accepted (the watch waits for changes after it), as the real watch cache does.
 - Every change is delivered to every watcher whose :class:`Selection` it concerns, in
   resourceVersion order, as the watch cache's filter sees it: an object that starts
-  matching arrives as ADDED, one that stops matching as DELETED. A change is encoded
-  once; its bytes are shared by every watcher (:meth:`Change.line`).
+  matching arrives as ADDED, one that stops matching as DELETED. An object is
+  encoded once, at commit; every watcher's line wraps those bytes (:meth:`Change.line`).
 - A watcher that falls behind a compaction gets 410 Expired in its stream.
 - :class:`WatchStream` is what one HTTP watch stream sends, batch by batch, with
   BOOKMARK events scheduled as the watch cache schedules them, until the watch ends
@@ -133,8 +133,9 @@ class Watcher:
             return None
         if selection.namespace is not None and change.key[0] != selection.namespace:
             return None
-        now = change.type != "DELETED" and selection.matches(change.new.obj)
-        before = change.old is not None and selection.matches(change.old.obj)
+        filters = selection.filters  # without selectors, nothing is decoded
+        now = change.type != "DELETED" and (not filters or selection.matches(change.new.obj))
+        before = change.old is not None and (not filters or selection.matches(change.old.obj))
         if now:
             type_ = "MODIFIED" if before else "ADDED"
         elif before:

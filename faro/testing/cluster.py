@@ -272,14 +272,14 @@ class SimulatedCluster:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
         if rt.namespaced and not ns:
             ns = "default"
-        return _copy(self._store.create(rt, ns if rt.namespaced else None, obj,
-                                  manager="faro-sim").obj)
+        return self._store.create(rt, ns if rt.namespaced else None, obj,
+                                  manager="faro-sim").obj
 
     def get(self, api_version: str, kind: str, name: str,
             namespace: str | None = None) -> KubeObject:
         """Read one object; raises ApiError (404) if absent."""
         rt = self._store.resource_for(api_version, kind)
-        return _copy(self._store.get(rt, namespace if rt.namespaced else None, name).obj)
+        return self._store.get(rt, namespace if rt.namespaced else None, name).obj
 
     def list_objects(self, api_version: str, kind: str,
                      namespace: str | None = None) -> list[KubeObject]:
@@ -291,13 +291,13 @@ class SimulatedCluster:
     def update(self, obj: Mapping[str, Any]) -> KubeObject:
         """Replace an object as ``PUT`` does (409 if its resourceVersion is stale)."""
         rt, namespace, name = self._locate(obj)
-        return _copy(self._store.update(rt, namespace, name, obj, manager="faro-sim").obj)
+        return self._store.update(rt, namespace, name, obj, manager="faro-sim").obj
 
     def update_status(self, obj: Mapping[str, Any]) -> KubeObject:
         """Replace an object's status as ``PUT .../status`` does."""
         rt, namespace, name = self._locate(obj)
-        return _copy(self._store.update(rt, namespace, name, obj, manager="faro-sim",
-                                  subresource="status").obj)
+        return self._store.update(rt, namespace, name, obj, manager="faro-sim",
+                                  subresource="status").obj
 
     def patch(self, api_version: str, kind: str, name: str, patch: Any, *,
               namespace: str | None = None, patch_type: str = "merge") -> KubeObject:
@@ -305,14 +305,14 @@ class SimulatedCluster:
         if patch_type not in ("merge", "json", "strategic"):
             raise ValueError(f"unknown patch type {patch_type!r}")
         rt = self._store.resource_for(api_version, kind)
-        return _copy(self._store.patch(rt, namespace if rt.namespaced else None, name, patch_type,
-                                 orjson.dumps(patch), manager="faro-sim").obj)
+        return self._store.patch(rt, namespace if rt.namespaced else None, name, patch_type,
+                                 orjson.dumps(patch), manager="faro-sim").obj
 
     def delete(self, api_version: str, kind: str, name: str,
                namespace: str | None = None) -> KubeObject:
         """Delete an object; returns its last state (still present if it has finalizers)."""
         rt = self._store.resource_for(api_version, kind)
-        return _copy(self._store.delete(rt, namespace if rt.namespaced else None, name)[0].obj)
+        return self._store.delete(rt, namespace if rt.namespaced else None, name)[0].obj
 
     def apply(self, manifest: str | os.PathLike[str] | Mapping[str, Any]
               | Iterable[Mapping[str, Any]]) -> list[KubeObject]:
@@ -332,7 +332,7 @@ class SimulatedCluster:
             entry: Entry = self._store.patch(
                 rt, namespace if rt.namespaced else None, name, "apply", orjson.dumps(obj),
                 manager="faro-sim")
-            results.append(_copy(entry.obj))
+            results.append(entry.obj)
         return results
 
     # --------------------------------------------------------------- faults
@@ -551,12 +551,6 @@ class _Releaser(AbstractContextManager[None]):
         tb: TracebackType | None,
     ) -> None:
         self._release()
-
-
-def _copy(obj: KubeObject) -> KubeObject:
-    """A private copy of a stored object: callers may change it without touching the store."""
-    copied: KubeObject = orjson.loads(orjson.dumps(obj))
-    return copied
 
 
 def _api_version(obj: Mapping[str, Any]) -> str:
