@@ -484,3 +484,31 @@ def run_memory(objects: int = 100_000, repeat: int = 3) -> list[dict[str, Any]]:
 def run_sync(objects: int = 100_000, repeat: int = 3) -> list[dict[str, Any]]:
     """Initial sync time, faro vs the official informer (best of ``repeat``)."""
     return _cache_rows(objects, repeat, "informer_sync")
+
+
+def run_store_read(objects: int = 100_000, repeat: int = 3) -> list[dict[str, Any]]:
+    """What a read of faro's store costs (it keeps JSON bytes), from the same runs as
+    ``informer_memory``: µs per call against a plain dict's get in the same process."""
+    runs = [r for r in _cache_runs(objects, repeat)["faro"] if "error" not in r]
+    if not runs:
+        raise BenchError(f"faro failed: {_cache_runs(objects, repeat)['faro'][0]}")
+    rows = []
+    for field, what in (("get_decoding_us", "store.get of an object not kept decoded"),
+                        ("get_kept_us", "store.get of an object kept decoded"),
+                        ("list_us_per_object", "store.list(), per object")):
+        values = [float(r[field]) for r in runs]
+        base = min(float(r["dict_get_us"]) for r in runs)
+        value = min(values)
+        rows.append({
+            "benchmark": "store_read",
+            "variant": f"faro {what} ({objects} objects)",
+            "unit": "us",
+            "baseline": "dict.get of the same keys",
+            "baseline_value": round(base, 3),
+            "value": round(value, 3),
+            "ratio": round(value / base, 1),
+            "target": "(reported)",
+            "met": None,
+            "samples": [round(v, 3) for v in values],
+        })
+    return rows

@@ -335,13 +335,18 @@ def _controller(args: argparse.Namespace, handler: Callable[[Any], object],
     selector = getattr(args, "label_selector", None)  # bench_soak's client has no such option
     if selector:
         resource["label_selector"] = selector
-    settings: dict[str, Any] = {"workers": 3, "resources": [resource]}
+    settings: dict[str, Any] = {"workers": int(os.environ.get("BENCH_WORKERS", "3")),
+                                "resources": [resource]}
     if outputs:
         settings.update(json_export=True, output_dir=tempfile.mkdtemp(prefix="faro-bench-"),
                         metrics={"enabled": True, "port": 0, "bind_addr": "127.0.0.1"})
     config = Config.from_dict(settings)
     if outputs:
         setup_logging(config, console=open(os.devnull, "w"))  # noqa: SIM115 (process-long)
+        if not getattr(args, "default_gc", False):
+            from faro.cli._process import tune_gc
+
+            tune_gc()  # as faro run does for its process
     controller = Controller(KubernetesClient(api_client(args.kubeconfig)), config)
     controller.add_event_handler(handler)
     controller.start()
@@ -479,8 +484,37 @@ def sync_faro(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"clients: faro not synced within {args.timeout:.0f} s")
     seconds = time.perf_counter() - started
     gc.collect()
-    return {"sync_seconds": seconds, "rss_before": before, "rss_after": rss(),
-            "objects": len(informer.store)}
+    after = rss()
+    return {"sync_seconds": seconds, "rss_before": before, "rss_after": after,
+            "objects": len(informer.store), **_store_reads(informer.store)}
+
+
+def _store_reads(store: Any, reads: int = 20_000) -> dict[str, float]:
+    """The cost of reading faro's store (it keeps JSON bytes and decodes on read), in µs:
+    a get of an object not kept decoded, a get of one that is, list() per object, and a
+    plain dict's get of the same keys (what a store of dicts costs)."""
+    import random
+
+    keys = store.keys()
+    picked = random.Random(16).sample(keys, min(reads, len(keys)))
+    plain = dict.fromkeys(keys)
+
+    def per_call(call: Callable[[str], object], over: list[str]) -> float:
+        began = time.perf_counter()
+        for key in over:
+            call(key)
+        return (time.perf_counter() - began) / len(over) * 1e6
+
+    decoding = per_call(store.get, picked)  # each read once: decoded every time
+    hot = picked[:100] * (len(picked) // 100)  # 100 objects read again and again
+    per_call(store.get, hot[:100])
+    kept = per_call(store.get, hot)
+    dict_get = per_call(plain.get, picked)
+    began = time.perf_counter()
+    listed = store.list()
+    list_each = (time.perf_counter() - began) / max(1, len(listed)) * 1e6
+    return {"get_decoding_us": decoding, "get_kept_us": kept, "list_us_per_object": list_each,
+            "dict_get_us": dict_get}
 
 
 def sync_official_informer(args: argparse.Namespace) -> dict[str, Any]:

@@ -56,18 +56,21 @@ def main() -> int:
     parser.add_argument("--variant", default="faro-run")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--gil", action="store_true", help="sample only the GIL's holder")
+    parser.add_argument("--native", action="store_true",
+                        help="sample C frames too (the garbage collector, orjson)")
     parser.add_argument("--raw", help="keep py-spy's raw (collapsed) stacks here")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp, SimProcess(history_size=10_000) as sim:
+    with tempfile.TemporaryDirectory() as tmp, SimProcess(history_size=args.events + 1000) as sim:
         raw = Path(args.raw) if args.raw else Path(tmp) / "raw.txt"
         sim.command("reset")
         sim.command("hold")
         command = [spy, "record", "-r", "500", "--format", "raw", "-o", str(raw),
-                   *(["--gil"] if args.gil else []), "--", sys.executable, str(CLIENTS),
+                   *(["--gil"] if args.gil else []), *(["--native"] if args.native else []),
+                   "--", sys.executable, str(CLIENTS),
                    args.variant, "throughput", "--kubeconfig", sim.kubeconfig,
                    "--count", str(args.events), "--budget", str(THROUGHPUT_BUDGET)]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -45,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     # Both from the same client runs (made once when both are selected).
     "informer_memory": lambda a: bench_informer.run_memory(objects=a.objects, repeat=a.repeat),
     "informer_sync": lambda a: bench_informer.run_sync(objects=a.objects, repeat=a.repeat),
+    "store_read": lambda a: bench_informer.run_store_read(objects=a.objects, repeat=a.repeat),
     "controller_throughput": lambda a: bench_controller.run_throughput(
         events=a.events, repeat=a.repeat, kopf=a.kopf_python),
     "controller_latency": lambda a: bench_controller.run_latency(repeat=a.repeat),

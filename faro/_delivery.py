@@ -25,6 +25,7 @@ Nothing here is public; :class:`faro.controller.Controller` owns one.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,14 +37,19 @@ import orjson
 
 from faro._names import KubeObject, object_key
 from faro._pending import PendingBound, Producer
+from faro.cache.store import Stored, decode
 from faro.clock import Clock, ClockEvent, RealClock
 from faro.config import NormalizedConfig
-from faro.events import EventType, MatchedEvent
+from faro.events import EventType, MatchedEvent, _StoredEvent
 from faro.metrics import ControllerMetrics
 from faro.workqueue import RateLimiter, RateLimitingQueue, ShutDown
 from faro.workqueue.metrics import QueueMetrics
 
 logger = logging.getLogger("faro.controller")
+
+_ADMIT_AT_ONCE = 64
+"""At most this many events of a batch are admitted to the pending bound, buffered and queued
+at a time (each lock is held for a run of events, never for a whole 1 MiB batch)."""
 
 ObjectKey = tuple[str, str]
 """``(gvr, namespace/name)``: what the work queue holds."""
@@ -83,8 +89,8 @@ class _Pending:
     only when a handler fails: most events are delivered in one pass.
     """
 
-    __slots__ = ("event", "failures", "handled", "middlewares_done", "prepared", "producer",
-                 "pushed_at", "retry_at", "size")
+    __slots__ = ("delivered", "event", "failures", "handled", "middlewares_done", "prepared",
+                 "producer", "pushed_at", "retry_at", "size")
 
     def __init__(self, event: MatchedEvent, producer: Producer | None, size: int,
                  pushed_at: float) -> None:
@@ -97,6 +103,47 @@ class _Pending:
         self.handled: set[Callee] | None = None
         self.failures: dict[Callee, int] | None = None
         self.retry_at = 0.0
+        self.delivered = False  # reached every handler (counted in faro_events_total)
+
+
+class _Tally:
+    """What one worker delivered since it last settled: the pending bound's share of each
+    producer to release, and the events to count per ``(gvr, event type)``. Settled every
+    :data:`_SETTLE_EVERY` events and whenever the worker finds the queue empty, so that a
+    burst takes the bound's and the counter's locks once per run of events, not per event.
+    """
+
+    __slots__ = ("delivered", "events", "released")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.released: dict[Producer, list[int]] = {}
+        self.delivered: dict[tuple[str, str], int] = {}
+
+    def add(self, pending: _Pending) -> None:
+        """``pending`` left its buffer (delivered, given up or dropped)."""
+        self.events += 1
+        producer = pending.producer
+        if producer is not None:
+            share = self.released.get(producer)
+            if share is None:
+                self.released[producer] = [1, pending.size]
+            else:
+                share[0] += 1
+                share[1] += pending.size
+        if pending.delivered:
+            event = pending.event
+            what = (event.gvr, event.event_type.value)
+            self.delivered[what] = self.delivered.get(what, 0) + 1
+
+    def clear(self) -> None:
+        self.events = 0
+        self.released.clear()
+        self.delivered.clear()
+
+
+_SETTLE_EVERY = 64
+"""A worker settles its tally (:class:`_Tally`) at least every this many events."""
 
 
 @dataclass(frozen=True)
@@ -171,14 +218,17 @@ class Delivery:
     # ------------------------------------------------------------ producers
 
     def stream_handler(self, gvr: str, entries: Iterable[NormalizedConfig],
-                       cluster_scoped: bool, *, name: str | None = None) -> StreamHandler:
+                       cluster_scoped: bool, *, name: str | None = None,
+                       stored: Callable[[str], Stored | None] | None = None) -> StreamHandler:
         """The handler for an informer of ``gvr`` that serves ``entries`` (matched in order;
         a cluster-scoped resource's entries ignore their namespace filter); ``name`` (the
-        informer's) is its share of the pending bound."""
+        informer's) is its share of the pending bound; ``stored(key)``, an object's JSON in
+        the informer's store (its :meth:`~faro.cache.store.Store.get_encoded`): events then
+        carry those bytes, decoded when a consumer reads ``object``."""
         producer = None if self._pending is None else self._pending.producer(name or gvr)
-        return StreamHandler(gvr, entries, cluster_scoped, push=self.push, now=self.now,
+        return StreamHandler(gvr, entries, cluster_scoped, push=self.push_batch, now=self.now,
                              count_filtered=self._metrics.count_filtered, producer=producer,
-                             close=self._close_producer)
+                             close=self._close_producer, stored=stored)
 
     def _close_producer(self, producer: Producer) -> None:
         if self._pending is not None:
@@ -200,19 +250,35 @@ class Delivery:
         With a ``producer`` (the informer's share of the pending bound), first wait for
         room for ``size`` bytes (see :mod:`faro._pending`).
         """
-        key = (event.gvr, event.key)
-        if producer is not None and self._pending is not None:
-            self._pending.admit(producer, size)
-        else:
-            producer = None
-        pending = _Pending(event, producer, size, self._clock.now())
-        with self._lock:
-            buffer = self._buffers.get(key)
-            if buffer is None:
-                self._buffers[key] = deque((pending,))
+        self.push_batch([(event, size)], producer)
+
+    def push_batch(self, batch: Sequence[tuple[MatchedEvent, int]],
+                   producer: Producer | None = None) -> None:
+        """:meth:`push` each ``(event, size)`` of ``batch`` in order, taking each lock once
+        for as many events as the pending bound admits at a time."""
+        bound = self._pending if producer is not None else None
+        start = 0
+        while start < len(batch):
+            if bound is not None:
+                assert producer is not None
+                count = bound.admit_some(producer, [size for _, size in
+                                                    batch[start:start + _ADMIT_AT_ONCE]])
             else:
-                buffer.append(pending)
-        self._queue.add(key)
+                count = min(len(batch) - start, _ADMIT_AT_ONCE)
+            now = self._clock.now()
+            owner = producer if bound is not None else None
+            items = [((event.gvr, event.key), _Pending(event, owner, size, now))
+                     for event, size in batch[start:start + count]]
+            with self._lock:
+                buffers = self._buffers
+                for key, pending in items:
+                    buffer = buffers.get(key)
+                    if buffer is None:
+                        buffers[key] = deque((pending,))
+                    else:
+                        buffer.append(pending)
+            self._queue.add_all([key for key, _ in items])
+            start += count
 
     def pending_events(self) -> int:
         """Events buffered and not yet delivered to every handler."""
@@ -340,17 +406,25 @@ class Delivery:
         exited = self._exited[ident] = threading.Event()
         started.set()
         try:
-            while True:
-                try:
-                    key = self._queue.get()
-                except ShutDown:
-                    return
-                try:
-                    self._drain(key)
-                except Exception:  # a bug here must not kill the worker
-                    logger.exception("delivery of %s %s failed", *key)
-                finally:
-                    self._queue.done(key)
+            tally = _Tally()
+            try:
+                key = self._queue.get()
+                while True:
+                    try:
+                        self._drain(key, tally)
+                    except Exception:  # a bug here must not kill the worker
+                        logger.exception("delivery of %s %s failed", *key)
+                    if tally.events >= _SETTLE_EVERY:
+                        self._settle(tally)
+                    try:
+                        key = self._queue.done_and_get(key, timeout=0)
+                    except queue.Empty:  # nothing queued: settle before waiting
+                        self._settle(tally)
+                        key = self._queue.get()
+            except ShutDown:
+                return
+            finally:
+                self._settle(tally)
         finally:
             self._busy.pop(ident, None)
             with self._lock:
@@ -360,7 +434,16 @@ class Delivery:
                 self._report_undelivered()
             exited.set()
 
-    def _drain(self, key: ObjectKey) -> None:
+    def _settle(self, tally: _Tally) -> None:
+        """Release a worker's delivered events from the pending bound and count them."""
+        if self._pending is not None:
+            for producer, (events, size) in tally.released.items():
+                self._pending.release(producer, size, events)
+        for (gvr, event_type), count in tally.delivered.items():
+            self._metrics.count_delivered(gvr, event_type, count)
+        tally.clear()
+
+    def _drain(self, key: ObjectKey, tally: _Tally) -> None:
         """Deliver the object's buffered events in order, until one must wait for a retry.
 
         Only the worker holding ``key`` takes from its buffer, and producers
@@ -383,8 +466,7 @@ class Delivery:
                 pending.retry_at = self._clock.now() + self._queue.add_rate_limited(key)
                 return
             buffer.popleft()
-            if pending.producer is not None and self._pending is not None:
-                self._pending.release(pending.producer, pending.size)
+            tally.add(pending)
             if key in self._retrying:  # a success starts the object's backoff over
                 self._retrying.discard(key)
                 self._queue.forget(key)
@@ -418,8 +500,7 @@ class Delivery:
                     logger.warning("handler %s returned after %.1fs on %s %s %s",
                                    handler.name, now() - began, event.event_type.value,
                                    event.gvr, event.key)
-        if not retry:
-            self._metrics.count_delivered(event.gvr, event.event_type.value)
+        pending.delivered = not retry
         return not retry
 
     def _prepare(self, pending: _Pending) -> bool | None:
@@ -498,19 +579,26 @@ def _checked(middleware: Callee, result: object) -> tuple[Mapping[str, Any], boo
 class StreamHandler:
     """An informer's handler: matches each change to an entry and pushes a MatchedEvent.
 
-    Runs on the informer's thread; cheap (no I/O, no waiting but the buffer's lock). The
+    Runs on the informer's thread; cheap (no I/O, no waiting but the pending bound). The
+    events of one batch of notifications (one read of the watch stream, one list page) are
+    gathered and pushed together when the informer calls :meth:`flush` at its end, and
+    stamped with one observation time. With ``stored`` (the informer store's
+    ``get_encoded``), an event carries the object's JSON from the store instead of the
+    dict, and its old object as the store had it, each decoded when first read. The
     entries it matches against change when the plan does (:meth:`serve`).
     """
 
-    __slots__ = ("_close", "_cluster_scoped", "_count_filtered", "_entries", "_gvr", "_now",
-                 "_producer", "_push")
+    __slots__ = ("_batch", "_close", "_cluster_scoped", "_count_filtered", "_entries", "_gvr",
+                 "_now", "_producer", "_push", "_stamp", "_stored")
 
     def __init__(self, gvr: str, entries: Iterable[NormalizedConfig], cluster_scoped: bool, *,
-                 push: Callable[[MatchedEvent, Producer | None, int], None],
+                 push: Callable[[Sequence[tuple[MatchedEvent, int]], Producer | None], None],
                  now: Callable[[], datetime], count_filtered: Callable[[str], None],
                  producer: Producer | None = None,
-                 close: Callable[[Producer], None] | None = None) -> None:
+                 close: Callable[[Producer], None] | None = None,
+                 stored: Callable[[str], Stored | None] | None = None) -> None:
         self._gvr = gvr
+        self._stored = stored
         self._producer = producer
         self._close = close
         self._entries = tuple(entries)
@@ -518,6 +606,8 @@ class StreamHandler:
         self._push = push
         self._now = now
         self._count_filtered = count_filtered
+        self._batch: list[tuple[MatchedEvent, int]] = []
+        self._stamp: datetime | None = None
 
     @property
     def entries(self) -> tuple[NormalizedConfig, ...]:
@@ -539,16 +629,29 @@ class StreamHandler:
     def on_update(self, old: KubeObject, new: KubeObject) -> None:
         self._emit(EventType.UPDATED, new, old, False, False)
 
+    def on_update_stored(self, old: Stored, new: KubeObject) -> None:
+        """The informer's lazy form of :meth:`on_update`: ``old`` as the store had it."""
+        self._emit(EventType.UPDATED, new, old, False, False)
+
     def on_delete(self, obj: KubeObject, final_state_unknown: bool) -> None:
         self._emit(EventType.DELETED, obj, None, False, final_state_unknown)
+
+    def flush(self) -> None:
+        """Push the events gathered since the last flush (the informer's batch ended)."""
+        batch = self._batch
+        self._stamp = None
+        if batch:
+            self._batch = []
+            self._push(batch, self._producer)
 
     def deleted_unseen(self, objects: Iterable[KubeObject]) -> None:
         """Report ``objects`` DELETED with ``final_state_unknown`` (their informer stopped
         because their namespace or resource went away)."""
         for obj in objects:
             self.on_delete(obj, True)
+        self.flush()
 
-    def _emit(self, event_type: EventType, obj: KubeObject, old: KubeObject | None,
+    def _emit(self, event_type: EventType, obj: KubeObject, old: Stored | None,
               is_initial: bool, final_state_unknown: bool) -> None:
         metadata = obj.get("metadata") or {}
         name = metadata.get("name") or ""
@@ -561,10 +664,24 @@ class StreamHandler:
         else:
             self._count_filtered(self._gvr)
             return
-        producer = self._producer
-        self._push(MatchedEvent(event_type, obj, self._gvr, object_key(namespace, name), config,
-                                self._now(), old, is_initial, final_state_unknown),
-                   producer, 0 if producer is None else _json_size(obj))
+        stamp = self._stamp
+        if stamp is None:
+            stamp = self._stamp = self._now()
+        key = object_key(namespace, name)
+        # The store's JSON of the object just stored (a deleted one is no longer there).
+        stored = None if self._stored is None or event_type is EventType.DELETED else \
+            self._stored(key)
+        event: MatchedEvent
+        if type(stored) is bytes:
+            event = _StoredEvent.of(event_type, stored, metadata, self._gvr, key, config,
+                                    stamp, old, is_initial, final_state_unknown)
+            size = len(stored)
+        else:
+            event = MatchedEvent(event_type, obj, self._gvr, key, config, stamp,
+                                 None if old is None else decode(old), is_initial,
+                                 final_state_unknown)
+            size = 0 if self._producer is None else _json_size(obj)
+        self._batch.append((event, size))
 
 
 def _json_size(obj: KubeObject) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from faro.clock import Clock
@@ -129,25 +130,39 @@ class PendingBound:
 
     def admit(self, producer: Producer, size: int) -> None:
         """Count an event of ``size`` bytes for ``producer``, first waiting for room."""
-        room = self._room
-        with room:
-            if not self._fits(producer):
-                self._wait(producer)
-            elif producer.held_since is not None:
-                producer.held_since = None
-                self._held.discard(producer)
-            producer.events += 1
-            producer.bytes += size
-            self.events += 1
-            self.bytes += size
+        self.admit_some(producer, (size,))
 
-    def release(self, producer: Producer, size: int) -> None:
-        """An event of ``producer`` counted with ``size`` left delivery."""
+    def admit_some(self, producer: Producer, sizes: Sequence[int]) -> int:
+        """Count for ``producer`` as many of the events of ``sizes`` (bytes each, in order)
+        as fit now, at least the first (waiting for room for it if none fits); returns how
+        many were counted. The caller hands those to delivery before admitting the rest, so
+        that waiting never holds back events already counted."""
         room = self._room
         with room:
-            producer.events -= 1
+            admitted = 0
+            for size in sizes:
+                if not self._fits(producer):
+                    if admitted:
+                        break
+                    self._wait(producer)
+                elif producer.held_since is not None:
+                    producer.held_since = None
+                    self._held.discard(producer)
+                producer.events += 1
+                producer.bytes += size
+                self.events += 1
+                self.bytes += size
+                admitted += 1
+            return admitted
+
+    def release(self, producer: Producer, size: int, events: int = 1) -> None:
+        """``events`` events of ``producer`` counted with ``size`` bytes in all left
+        delivery."""
+        room = self._room
+        with room:
+            producer.events -= events
             producer.bytes -= size
-            self.events -= 1
+            self.events -= events
             self.bytes -= size
             if self._held:
                 for held in [p for p in self._held if not p.waiting and self._fits(p)]:

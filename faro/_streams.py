@@ -97,7 +97,8 @@ class Streams:
             refresh_credentials=self._client.refresh_credentials, clock=self._clock,
             name=f"{key.gvr}@{key.namespace}" if key.namespace else str(key.gvr))
         handler = self._delivery.stream_handler(str(key.gvr), planned.configs,
-                                                planned.cluster_scoped, name=str(key))
+                                                planned.cluster_scoped, name=str(key),
+                                                stored=informer.store.get_encoded)
         informer.add_event_handler(handler)
         self._streams[key] = _Stream(key, informer, handler, dynamic, self._clock.time())
         informer.start()

@@ -10,10 +10,12 @@ rewrite or drop it before any handler or export sees it. The delivery rules
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import orjson
 
 if TYPE_CHECKING:
     from faro.config import NormalizedConfig
@@ -104,6 +106,102 @@ class MatchedEvent:
         """``metadata.annotations`` (empty when the object has none)."""
         annotations = self._metadata.get("annotations")
         return annotations if isinstance(annotations, Mapping) else _EMPTY
+
+
+class _StoredEvent(MatchedEvent):
+    """A :class:`MatchedEvent` whose ``object`` and ``old_object`` are decoded from the
+    informer store's JSON on first read (once; the event then keeps the dicts).
+
+    Events waiting for delivery then hold compact bytes, not dict trees: a quarter of the
+    memory, and nothing for the cyclic garbage collector to scan again and again during
+    a burst. ``old`` or ``obj`` may also be given decoded (a dict), or ``old`` None.
+    Reads happen on one worker at a time (delivery's rule), so the cache needs no lock.
+    """
+
+    __slots__ = ("_meta", "_obj", "_obj_json", "_old", "_old_json")
+    _meta: Mapping[str, Any]
+    _obj: Mapping[str, Any] | None
+    _obj_json: bytes | None
+    _old: Mapping[str, Any] | None
+    _old_json: bytes | None
+
+    @classmethod
+    def of(cls, event_type: EventType, obj_json: bytes, metadata: Mapping[str, Any], gvr: str,
+           key: str, config: NormalizedConfig, timestamp: datetime, old: Any = None,
+           is_initial: bool = False, final_state_unknown: bool = False) -> _StoredEvent:
+        """The event of the object whose JSON is ``obj_json`` and whose ``metadata`` (kept
+        decoded: name, uid, labels and the rest are read without decoding the body)."""
+        event = cls.__new__(cls)
+        set_ = object.__setattr__
+        set_(event, "event_type", event_type)
+        set_(event, "gvr", gvr)
+        set_(event, "key", key)
+        set_(event, "config", config)
+        set_(event, "timestamp", timestamp)
+        set_(event, "is_initial", is_initial)
+        set_(event, "final_state_unknown", final_state_unknown)
+        set_(event, "_meta", metadata)
+        set_(event, "_obj", None)
+        set_(event, "_obj_json", obj_json)
+        if type(old) is bytes:
+            set_(event, "_old", None)
+            set_(event, "_old_json", old)
+        else:
+            set_(event, "_old", old)
+            set_(event, "_old_json", None)
+        return event
+
+    def __repr__(self) -> str:
+        return "MatchedEvent" + MatchedEvent.__repr__(self).removeprefix("_StoredEvent")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MatchedEvent):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELDS)
+
+    __hash__ = MatchedEvent.__hash__
+
+    @property
+    def object(self) -> Mapping[str, Any]:
+        obj = self._obj
+        if obj is None:
+            obj = _decode(self._obj_json)
+            object.__setattr__(self, "_obj", obj)
+            object.__setattr__(self, "_obj_json", None)
+        return obj
+
+    @object.setter
+    def object(self, value: Mapping[str, Any]) -> None:  # the dataclass __init__ (replace())
+        object.__setattr__(self, "_obj", value)
+        object.__setattr__(self, "_obj_json", None)
+        metadata = value.get("metadata") if isinstance(value, Mapping) else None
+        object.__setattr__(self, "_meta", metadata if isinstance(metadata, Mapping) else _EMPTY)
+
+    @property
+    def _metadata(self) -> Mapping[str, Any]:
+        return self._meta
+
+    @property
+    def old_object(self) -> Mapping[str, Any] | None:
+        old = self._old
+        if old is None and self._old_json is not None:
+            old = _decode(self._old_json)
+            object.__setattr__(self, "_old", old)
+            object.__setattr__(self, "_old_json", None)
+        return old
+
+    @old_object.setter
+    def old_object(self, value: Mapping[str, Any] | None) -> None:
+        object.__setattr__(self, "_old", value)
+        object.__setattr__(self, "_old_json", None)
+
+
+_FIELDS = tuple(field.name for field in fields(MatchedEvent))
+
+
+def _decode(data: bytes | None) -> Mapping[str, Any]:
+    result: Mapping[str, Any] = orjson.loads(data) if data is not None else {}
+    return result
 
 
 @runtime_checkable

@@ -104,10 +104,9 @@ def event_record(event: MatchedEvent) -> dict[str, Any]:
     Label and annotation keys and values are strings (others are converted with ``str``).
     A new dict each call; never raises for an event whose object has odd metadata.
     """
-    # The metadata read once, not through the event's properties (this runs for every event).
-    metadata = event.object.get("metadata")
-    if type(metadata) is not dict and not isinstance(metadata, Mapping):
-        metadata = {}
+    # The metadata read once, not through the event's properties (this runs for every event);
+    # an event from an informer keeps it decoded, its body undecoded.
+    metadata = event._metadata
     record: dict[str, Any] = {
         "timestamp": _rfc3339(event.timestamp),
         "eventType": event.event_type.value,

@@ -523,13 +523,13 @@ class ControllerMetrics:
     # The one place each event is counted: the delivery path calls these, nothing else
     # increments the counters above.
 
-    def count_delivered(self, gvr: str, event_type: str) -> None:
-        """An event reached every handler (``faro_events_total``)."""
+    def count_delivered(self, gvr: str, event_type: str, count: int = 1) -> None:
+        """``count`` events reached every handler (``faro_events_total``)."""
         counter = self._delivered.get((gvr, event_type))
         if counter is None:
             counter = self._delivered[(gvr, event_type)] = \
                 self.events_total.labels(gvr, event_type)
-        counter.inc()
+        counter.inc(count)
 
     def count_filtered(self, gvr: str) -> None:
         """No entry matched an event client-side (``faro_events_filtered_total``)."""

@@ -27,7 +27,8 @@ class StreamError(Exception):
 
 
 class LineStream:
-    """Iterates batches of complete lines (``list[bytes]``, no newlines) of one response.
+    """Iterates batches of complete lines (``list[bytes]``; each may end with its newline)
+    of one response.
 
     Iteration ends when the response ends cleanly (the terminating chunk, or
     EOF of an unchunked body; then :attr:`clean_end` is True). A connection
@@ -56,7 +57,7 @@ class LineStream:
             return _lines(self._chunked_blocks(self._raw))
         return _lines(self._plain_blocks())
 
-    def _plain_blocks(self) -> Iterator[bytes]:
+    def _plain_blocks(self) -> Iterator[list[bytes]]:
         read1 = self._response.read1
         while True:
             data = read1(_READ_SIZE)
@@ -64,10 +65,10 @@ class LineStream:
                 self.clean_end = True
                 return
             self.bytes_read += len(data)
-            yield data
+            yield [data]
 
-    def _chunked_blocks(self, raw: Any) -> Iterator[bytes]:
-        """The payload bytes of each large read, chunk framing removed."""
+    def _chunked_blocks(self, raw: Any) -> Iterator[list[bytes]]:
+        """The chunk payloads of each large read, chunk framing removed."""
         buffer = b""  # undecoded chunked-encoding bytes
         read1 = raw.read1
         while True:
@@ -78,16 +79,26 @@ class LineStream:
             buffer = buffer + data if buffer else data
             payloads, buffer, finished = _dechunk(buffer)
             if payloads:
-                yield payloads[0] if len(payloads) == 1 else b"".join(payloads)
+                yield payloads
             if finished:
                 self.clean_end = True
                 return
 
 
-def _lines(blocks: Iterator[bytes]) -> Iterator[list[bytes]]:
-    """Complete lines of a byte stream, a batch per block; a last unterminated line too."""
+def _lines(blocks: Iterator[list[bytes]]) -> Iterator[list[bytes]]:
+    """Complete lines of a byte stream given as lists of pieces, a batch per list; a last
+    unterminated line too.
+
+    The API server writes each event as one chunk ending with its newline: when every
+    piece of a list is exactly one line, the pieces are the lines (newline kept), and
+    nothing is joined or split.
+    """
     partial = b""  # the start of a line whose end has not arrived
-    for data in blocks:
+    for pieces in blocks:
+        if not partial and _one_line_each(pieces):
+            yield pieces
+            continue
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if partial:
             data = partial + data
         lines = data.split(b"\n")
@@ -96,6 +107,11 @@ def _lines(blocks: Iterator[bytes]) -> Iterator[list[bytes]]:
             yield lines
     if partial.strip():
         yield [partial]
+
+
+def _one_line_each(pieces: list[bytes]) -> bool:
+    """Whether each piece ends with its only newline."""
+    return all(piece.find(b"\n") == len(piece) - 1 for piece in pieces)
 
 
 def _dechunk(buffer: bytes) -> tuple[list[bytes], bytes, bool]:

@@ -29,6 +29,18 @@ class ResourceEventHandler(Protocol):
       the last state the informer knew.
 
     Objects are shared with the informer's store and other handlers: never mutate them.
+
+    A handler object may also define ``on_update_stored(old, new)``; the informer then
+    calls it instead of ``on_update``, with ``old`` as the store had it: its compact JSON
+    ``bytes``, or a dict (the store kept it decoded after a read, or JSON cannot hold it);
+    :func:`faro.cache.store.decode` takes either, so decode only if needed. Decoding the
+    old version is most of an update's cost when nothing reads it.
+
+    A handler object may define ``flush()`` too: the informer calls it (on its thread,
+    under its lock) at the end of each batch of notifications, that is after each read of
+    the watch stream (up to 1 MiB of events) and each list page, and after the replay of
+    a handler added late. A handler may gather the changes of a batch and hand them on
+    together there, taking its locks once per batch instead of once per change.
     """
 
     def on_add(self, obj: KubeObject, is_initial: bool) -> None: ...

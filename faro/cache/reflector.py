@@ -3,11 +3,14 @@
 It runs on one thread (the informer's) and repeats, until stopped:
 
 1. LIST the collection in pages (``limit``/``continue``) at the newest
-   resourceVersion. The first list fills the store and reports every object as
-   an initial add. Later lists (relists) are compared with the store: new
-   objects are reported added, objects whose resourceVersion changed updated
-   (old and new), and objects that are gone deleted with
-   ``final_state_unknown=True`` and the last state the store held.
+   resourceVersion. Each page goes into the store as it arrives (so only one
+   page is held decoded at a time), compared with what the store holds: new
+   objects are reported added (as initial adds until the first list is
+   complete), objects whose resourceVersion changed updated (old and new). Once
+   the last page is in, objects the list did not have are removed and reported
+   deleted with ``final_state_unknown=True`` and the last state the store held.
+   Until then the store may hold part of the list (client-go's indexer also
+   fills one object at a time); :meth:`Reflector.has_synced` says when it is whole.
 2. WATCH from the list's resourceVersion, with bookmarks and a randomized
    server timeout, applying each event to the store and reporting it. After a
    clean end of the stream it watches again from the last resourceVersion it
@@ -73,7 +76,7 @@ from faro.cache._stream import LineStream
 from faro.cache.backoff import Backoff
 from faro.cache.health import InformerHealth
 from faro.cache.listwatch import Interrupter, ListWatch
-from faro.cache.store import Store
+from faro.cache.store import Store, Stored, decode, encode
 from faro.cache.transform import Transform
 from faro.clock import Clock, ClockEvent, RealClock, wait_for
 from faro.errors import ApiStatusError
@@ -93,9 +96,13 @@ class Sink(Protocol):
 
     def add(self, obj: KubeObject, is_initial: bool) -> None: ...
 
-    def update(self, old: KubeObject, new: KubeObject) -> None: ...
+    def update(self, old: Stored, new: KubeObject) -> None:
+        """``old`` is the store's stored value: JSON bytes (decode lazily), or the dict."""
 
     def delete(self, obj: KubeObject, final_state_unknown: bool) -> None: ...
+
+    def flush(self) -> None:
+        """The end of a batch of notifications (a read of the watch, a list page)."""
 
 
 class _MalformedEvent(Exception):
@@ -351,24 +358,17 @@ class Reflector:
         self._probe = False
 
     def _list(self) -> None:
-        resource_version, objects = self._list_all()
+        count, resource_version = self._list_pages()
         self._check_stop()
         with self._lock:
-            if not self._synced.is_set():
-                self._store.replace(objects)
-                add = self._sink.add
-                for obj in objects.values():
-                    add(obj, True)
-            else:
-                self._apply_relist(objects)
             self._last_rv = resource_version
         if self._list_reason != "initial":
             self._count(self._relists, self._list_reason)
             logger.info("informer %s: relisted (%s): %d objects at resourceVersion %s",
-                        self.name, self._list_reason, len(objects), resource_version)
+                        self.name, self._list_reason, count, resource_version)
         else:
             logger.debug("informer %s: listed %d objects at resourceVersion %s",
-                         self.name, len(objects), resource_version)
+                         self.name, count, resource_version)
         self._needs_list = False
         self._probe = False
         self._malformed_at = None
@@ -380,13 +380,15 @@ class Reflector:
                 self._synced.set()
                 self._state.notify_all()
 
-    def _list_all(self) -> tuple[str, dict[str, KubeObject]]:
-        """LIST every page; returns the resourceVersion and the (transformed) objects by key.
+    def _list_pages(self) -> tuple[int, str]:
+        """LIST every page, applying each to the store as it arrives; then remove what the
+        list did not have. Returns how many objects it listed and its resourceVersion.
 
-        Each page is transformed as soon as it arrives, so what the transform
-        drops (managedFields) is freed page by page and its memory reused.
+        A page is decoded, transformed, stored as JSON bytes and reported before the next
+        is read, so at most one page is ever held decoded (a list of a million objects
+        costs their bytes, not their dicts).
         """
-        objects: dict[str, KubeObject] = {}
+        seen: set[str] = set()
         token = ""
         while True:
             self._check_stop()
@@ -397,44 +399,60 @@ class Reflector:
                 if not (token and exc.is_expired):
                     raise
                 logger.info("informer %s: continue token expired after %d objects; "
-                            "listing without pages", self.name, len(objects))
+                            "listing without pages", self.name, len(seen))
                 if self._list_reason == "initial":
                     self._list_reason = "expired_continue"
                 page = self._lw.list_page(interrupter=self._interrupter)
-                objects = {}
+                seen = set()
                 token = ""
             for item in page.undecodable:
                 self._undecodable_item(item)
-            self._add_items(objects, page.items)
+            self._apply_page(page.items, seen)
             if not page.continue_token:
-                return page.resource_version, objects
+                self._check_stop()
+                self._remove_unseen(seen)
+                return len(seen), page.resource_version
             token = page.continue_token
 
-    def _add_items(self, objects: dict[str, KubeObject], items: list[Any]) -> None:
+    def _apply_page(self, items: list[Any], seen: set[str]) -> None:
+        """Store a listed page's objects, reporting each new one added (an initial add
+        before the first sync) and each changed one updated."""
         transform = self._transform
-        for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("metadata"), dict):
-                self._malformed_item(item)
-                continue
-            if transform is not None:
-                item = self._apply_transform(item)
-            try:
-                objects[key_of(item)] = item
-            except (KeyError, TypeError):
-                self._malformed_item(item)
-
-    def _apply_relist(self, objects: dict[str, KubeObject]) -> None:
-        previous = self._store.items()
-        self._store.replace(objects)
+        store = self._store
         sink = self._sink
-        for key, obj in objects.items():
-            old = previous.pop(key, None)
-            if old is None:
-                sink.add(obj, False)
-            elif _changed(old, obj):
-                sink.update(old, obj)
-        for old in previous.values():
-            sink.delete(old, True)
+        with self._lock:
+            initial = not self._synced.is_set()
+            for item in items:
+                if not isinstance(item, dict) or not isinstance(item.get("metadata"), dict):
+                    self._malformed_item(item)
+                    continue
+                if transform is not None:
+                    item = self._apply_transform(item)
+                try:
+                    key = key_of(item)
+                except (KeyError, TypeError):
+                    self._malformed_item(item)
+                    continue
+                seen.add(key)
+                old, old_object = store.put_encoded(key, item, encode(item),
+                                                    keep_decoded=False)
+                if old is None:
+                    sink.add(item, initial)
+                elif _changed_stored(old, old_object, item):
+                    sink.update(old if old_object is None else old_object, item)
+            sink.flush()
+
+    def _remove_unseen(self, seen: set[str]) -> None:
+        """Remove the objects a complete list did not have, reporting each deleted with
+        ``final_state_unknown`` and the last state the store held."""
+        with self._lock:
+            store = self._store
+            listed = store.keys()
+            for key in [key for key in listed if key not in seen]:
+                old, old_object = store.pop_encoded(key)
+                if old is not None:
+                    self._sink.delete(decode(old) if old_object is None else old_object, True)
+            self._sink.flush()
 
     def _malformed_item(self, item: Any) -> None:
         self._count_decode_error()
@@ -538,6 +556,7 @@ class Reflector:
 
     def _consume(self, stream: LineStream) -> None:
         loads = orjson.loads
+        dumps = orjson.dumps
         store = self._store
         sink = self._sink
         transform = self._transform
@@ -591,20 +610,26 @@ class Reflector:
                                 obj = self._transform_failed(obj)
                         key = object_key(namespace, name)
                         if kind == "DELETED":
-                            store.pop(key)
+                            store.pop_encoded(key)
                             sink.delete(obj, False)
                         else:
-                            old = store.put(key, obj)
+                            try:  # a copy: orjson's result keeps its whole buffer
+                                stored: Stored = memoryview(dumps(obj)).tobytes()
+                            except TypeError:  # a transform made it something JSON can't hold
+                                stored = obj
+                            old, old_object = store.put_encoded(key, obj, stored,
+                                                                keep_decoded=False)
                             if old is None:
                                 sink.add(obj, False)
-                            elif _changed(old, obj):
-                                sink.update(old, obj)
+                            elif _changed_stored(old, old_object, obj):
+                                sink.update(old if old_object is None else old_object, obj)
                         if rv and isinstance(rv, str):
                             # An empty or missing one never becomes the version to watch
                             # from: a watch without one replays every object as ADDED.
                             self._last_rv = rv
                         applied += 1
                 finally:
+                    sink.flush()
                     if applied:
                         self._events += applied
                         self._last_event_time = wall_clock()
@@ -659,6 +684,37 @@ def _changed(old: KubeObject, new: KubeObject) -> bool:
         return bool(old != new)
     except RecursionError:
         return True
+
+
+def _changed_stored(old: Stored, old_object: KubeObject | None, new: KubeObject) -> bool:
+    """:func:`_changed` for a stored value (``old_object`` is it decoded, when at hand).
+
+    Without the decoded object, the resourceVersion found in the JSON settles it when it
+    differs from ``new``'s (another version); only a match is checked by decoding.
+    """
+    if old_object is not None:
+        return _changed(old_object, new)
+    if type(old) is bytes:
+        metadata = new.get("metadata") or {}
+        rv = metadata.get("resourceVersion")
+        if isinstance(rv, str) and rv and _resource_version_in(old) != rv:
+            return True
+    return _changed(decode(old), new)
+
+
+def _resource_version_in(stored: bytes) -> str:
+    """The first ``"resourceVersion"`` string value in ``stored`` (JSON), or "".
+
+    Normally the object's own; at worst a nested one, which can only make
+    :func:`_changed_stored` report a change (a duplicate event reported once more),
+    never hide one.
+    """
+    start = stored.find(b'"resourceVersion":"')
+    if start < 0:
+        return ""
+    start += 19
+    end = stored.find(b'"', start)
+    return stored[start:end].decode(errors="replace") if end > 0 else ""
 
 
 def _poison(line: bytes, problem: str = "") -> _PoisonEvent:

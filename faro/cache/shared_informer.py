@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
+from typing import Any
 
 from kubernetes.client import ApiClient
 
@@ -22,7 +23,7 @@ from faro.cache.handlers import ResourceEventHandler, ResourceEventHandlerFuncs
 from faro.cache.health import InformerHealth
 from faro.cache.listwatch import ListWatch
 from faro.cache.reflector import Reflector
-from faro.cache.store import IndexFunc, Store
+from faro.cache.store import IndexFunc, Store, Stored, decode
 from faro.cache.transform import Transform, strip_managed_fields
 from faro.clock import Clock, RealClock, wait_for
 from faro.gvr import GroupVersionResource
@@ -139,6 +140,9 @@ class SharedInformer:
         with self._lock:
             for obj in self._store.list():
                 self._call(registered.on_add, obj, True)
+            flush = getattr(registered, "flush", None)
+            if callable(flush):
+                self._fanout.call_flush(flush)
             self._fanout.set_handlers((*self._fanout.handlers, registered))
         return registered
 
@@ -258,27 +262,44 @@ class _Fanout:
         self.handlers: tuple[ResourceEventHandler, ...] = ()
         self.errors = 0
         self._adds: tuple[Callable[[KubeObject, bool], object], ...] = ()
-        self._updates: tuple[Callable[[KubeObject, KubeObject], object], ...] = ()
+        self._updates: tuple[tuple[Callable[[Any, KubeObject], object], bool], ...] = ()
         self._deletes: tuple[Callable[[KubeObject, bool], object], ...] = ()
+        self._flushes: tuple[Callable[[], object], ...] = ()
 
     def set_handlers(self, handlers: tuple[ResourceEventHandler, ...]) -> None:
         self.handlers = handlers
         adds: list[Callable[[KubeObject, bool], object]] = []
-        updates: list[Callable[[KubeObject, KubeObject], object]] = []
+        updates: list[tuple[Callable[[Any, KubeObject], object], bool]] = []
         deletes: list[Callable[[KubeObject, bool], object]] = []
         for handler in handlers:
             if isinstance(handler, ResourceEventHandlerFuncs):
                 if handler.add is not None:
                     adds.append(handler.add)
                 if handler.update is not None:
-                    updates.append(handler.update)
+                    updates.append((handler.update, False))
                 if handler.delete is not None:
                     deletes.append(handler.delete)
             else:
                 adds.append(handler.on_add)
-                updates.append(handler.on_update)
+                stored = getattr(handler, "on_update_stored", None)
+                updates.append((stored, True) if callable(stored) else (handler.on_update, False))
                 deletes.append(handler.on_delete)
         self._adds, self._updates, self._deletes = tuple(adds), tuple(updates), tuple(deletes)
+        flushes = (getattr(h, "flush", None) for h in handlers
+                   if not isinstance(h, ResourceEventHandlerFuncs))
+        self._flushes = tuple(flush for flush in flushes if callable(flush))
+
+    def flush(self) -> None:
+        """The end of a batch of notifications: call each handler's ``flush()``."""
+        for flush in self._flushes:
+            self.call_flush(flush)
+
+    def call_flush(self, flush: Callable[[], object]) -> None:
+        try:
+            flush()
+        except Exception:
+            self.errors += 1
+            logger.exception("informer %s: handler %r failed in flush", self.name, flush)
 
     def add(self, obj: KubeObject, is_initial: bool) -> None:
         for call in self._adds:
@@ -287,10 +308,17 @@ class _Fanout:
             except Exception:
                 self.failed(call, "on_add", obj)
 
-    def update(self, old: KubeObject, new: KubeObject) -> None:
-        for call in self._updates:
+    def update(self, old: Stored, new: KubeObject) -> None:
+        """``old`` is decoded once, only for a handler without ``on_update_stored``."""
+        old_object: KubeObject | None = None
+        for call, takes_stored in self._updates:
             try:
-                call(old, new)
+                if takes_stored:
+                    call(old, new)
+                else:
+                    if old_object is None:
+                        old_object = decode(old)
+                    call(old_object, new)
             except Exception:
                 self.failed(call, "on_update", new)
 

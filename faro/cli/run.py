@@ -38,6 +38,7 @@ from faro.cli._process import (
     fail_config,
     logger,
     setup_logging,
+    tune_gc,
     unexpected,
 )
 
@@ -159,6 +160,7 @@ def _serve(config: Config, args: argparse.Namespace, logs: LoggingSetup,
             if configure is not None:
                 configure(controller)
             controller.set_ready_callback(lambda: announce_ready(controller))
+            tune_gc()
             starting = Starting(controller.start)
             if not starting.wait(shutdown):  # a signal while starting
                 return _stop(controller, shutdown, f"{shutdown.reason} while starting",

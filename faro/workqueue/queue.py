@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 from faro.clock import Clock, RealClock, wait_for
@@ -76,6 +76,13 @@ class WorkQueue(Generic[T]):
         with self._lock:
             self._add_locked(item)
 
+    def add_all(self, items: Iterable[T]) -> None:
+        """:meth:`add` each of ``items``, in order, under one acquisition of the lock (a
+        producer with a batch wakes one getter, not one per item)."""
+        with self._lock:
+            for item in items:
+                self._add_locked(item)
+
     def get(self, timeout: float | None = None) -> T:
         """Hand out the next item and mark it processing; call :meth:`done` with it later.
 
@@ -87,16 +94,17 @@ class WorkQueue(Generic[T]):
         with self._lock:
             if not self._queue:
                 self._wait_for_item_locked(timeout)
-            item = self._queue.popleft()
-            self._processing.add(item)
-            self._dirty.discard(item)
+            return self._get_locked()
+
+    def done_and_get(self, item: T, timeout: float | None = None) -> T:
+        """:meth:`done` with ``item``, then :meth:`get` the next one, taking the lock once
+        for both when an item is queued (a worker's loop). Raises as :meth:`done` and
+        :meth:`get` do; when :meth:`get` raises, ``item`` is done already."""
+        with self._lock:
+            self._done_locked(item)
             if self._queue:
-                self._wake_locked()
-            if self._metrics is not None:
-                now = self._clock.now()
-                self._started_at[item] = now
-                self._metrics.get(item, now - self._added_at.pop(item, now))
-            return item
+                return self._get_locked()
+        return self.get(timeout)
 
     def done(self, item: T) -> None:
         """Mark ``item`` as processed; queue it again if it was added meanwhile.
@@ -105,18 +113,7 @@ class WorkQueue(Generic[T]):
         :meth:`get`, or already done).
         """
         with self._lock:
-            try:
-                self._processing.remove(item)
-            except KeyError:
-                raise ValueError(f"done({item!r}): the item is not being processed") from None
-            if self._metrics is not None:
-                started = self._started_at.pop(item)
-                self._metrics.done(item, self._clock.now() - started)
-            if item in self._dirty:
-                self._queue.append(item)
-                self._wake_locked()
-            if self._draining and not self._processing:
-                self._all_done.notify_all()
+            self._done_locked(item)
 
     def shut_down(self) -> None:
         """Stop accepting items and wake every blocked :meth:`get`.
@@ -172,6 +169,33 @@ class WorkQueue(Generic[T]):
             return self._clock.now() - min(self._started_at.values())
 
     # Internals; the caller holds self._lock where the name ends in _locked.
+
+    def _get_locked(self) -> T:
+        """Hand out the front item (the queue is not empty)."""
+        item = self._queue.popleft()
+        self._processing.add(item)
+        self._dirty.discard(item)
+        if self._queue:
+            self._wake_locked()
+        if self._metrics is not None:
+            now = self._clock.now()
+            self._started_at[item] = now
+            self._metrics.get(item, now - self._added_at.pop(item, now))
+        return item
+
+    def _done_locked(self, item: T) -> None:
+        try:
+            self._processing.remove(item)
+        except KeyError:
+            raise ValueError(f"done({item!r}): the item is not being processed") from None
+        if self._metrics is not None:
+            started = self._started_at.pop(item)
+            self._metrics.done(item, self._clock.now() - started)
+        if item in self._dirty:
+            self._queue.append(item)
+            self._wake_locked()
+        if self._draining and not self._processing:
+            self._all_done.notify_all()
 
     def _add_locked(self, item: T) -> None:
         if self._shutting_down or item in self._dirty:

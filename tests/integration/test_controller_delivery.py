@@ -432,3 +432,25 @@ def test_an_export_failure_is_counted_and_the_handlers_still_get_the_event(
     assert controller.stop(DEADLINE)
     assert [orjson.loads(line)["name"] for line in path.read_bytes().splitlines()] == ["after"]
     assert sample(controller, "faro_export_errors_total") == 1
+
+
+# ------------------------------------------------------------------------------ 9: batches
+
+
+def test_a_burst_in_batches_is_delivered_whole_and_leaves_nothing_counted_pending(
+        cluster: SimulatedCluster, controllers: Controllers) -> None:
+    for i in range(300):  # the first list: one page, one batch
+        cluster.create(configmap(f"listed-{i:03d}"))
+    events = Events()
+    controller = controllers.make(WATCH_DEFAULT, events, workers=3)
+    for i in range(200):  # watch reads: batches of whatever each read brings
+        cluster.create(configmap(f"watched-{i:03d}"))
+    events.wait_for(lambda e: len(e) >= 500)
+    keys = [event.key for event in events.events]
+    assert len(keys) == len(set(keys)) == 500
+    assert sum(event.is_initial for event in events.events) == 300
+    # Workers settle what they delivered once idle: nothing stays counted as pending.
+    eventually(lambda: sample(controller, "faro_events_total",
+                              {"gvr": "v1/configmaps", "event_type": "ADDED"}) == 500)
+    eventually(lambda: controller.pending_events() == 0
+               and sample(controller, "faro_pending_events") == 0)

@@ -17,6 +17,7 @@ import kubernetes
 import pytest
 
 from faro.cache import ResourceEventHandlerFuncs
+from faro.cache.store import decode
 from faro.testing import SimulatedCluster
 from tests.integration.helpers import DEADLINE, configmap, eventually
 from tests.integration.informer_helpers import (
@@ -81,12 +82,13 @@ def test_the_initial_paged_list_adds_every_object_once_as_initial(
     assert_in_sync(informer, cluster)
 
 
-def test_a_paged_list_that_fails_half_way_delivers_nothing_of_it(
+def test_a_paged_list_that_fails_half_way_delivers_each_object_once(
         cluster: SimulatedCluster, make: Informers) -> None:
     ns = namespace(cluster, "paged")
     for i in range(1201):
         cluster.create(configmap(f"cm-{i:04d}", ns))
-    # The second page fails: the list starts again, and only the complete one is reported.
+    # The second page fails: the first page's objects were stored and reported; the list
+    # starts again, and finds them unchanged: each object is reported once.
     cluster.fail_next(1, 500, path=r"configmaps\?.*continue=")
     recorder = Recorder()
     informer = make.started(namespace=ns, recorder=recorder)
@@ -159,8 +161,8 @@ def test_watch_events_become_add_update_delete_in_order(cluster: SimulatedCluste
     ]
     # An update carries the previous version as old, exactly the object delivered before.
     update_a2, update_a3 = notes[2], notes[4]
-    assert update_a2.old is notes[0].obj and update_a2.obj["data"] == {"v": "2"}
-    assert update_a3.old is update_a2.obj and update_a3.obj["data"] == {"v": "3"}
+    assert update_a2.old == notes[0].obj and update_a2.obj["data"] == {"v": "2"}
+    assert update_a3.old == update_a2.obj and update_a3.obj["data"] == {"v": "3"}
     # A delete event carries the object's final state.
     assert notes[5].obj["data"] == {"v": "3"}
     assert replay(notes) == {"default/b": rv_of(b2)}
@@ -168,6 +170,43 @@ def test_watch_events_become_add_update_delete_in_order(cluster: SimulatedCluste
     assert informer.last_sync_resource_version == str(rv_of(a_gone))
     assert informer.health().events == 6
     assert_in_sync(informer, cluster)
+
+
+def test_a_handler_with_on_update_stored_gets_the_old_object_undecoded(
+        cluster: SimulatedCluster, make: Informers) -> None:
+    seen: list[tuple[object, dict[str, Any]]] = []
+    olds: list[dict[str, Any]] = []
+
+    class Lazy:
+        def on_add(self, obj: dict[str, Any], is_initial: bool) -> None: ...
+
+        def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+            raise AssertionError("on_update_stored is called instead")
+
+        def on_update_stored(self, old: object, new: dict[str, Any]) -> None:
+            seen.append((old, new))
+
+        def on_delete(self, obj: dict[str, Any], final_state_unknown: bool) -> None: ...
+
+    informer = make.make(namespace="default")
+    informer.add_event_handler(Lazy())
+    informer.add_event_handler(on_update=lambda old, new: olds.append(old))
+    informer.start()
+    assert informer.wait_for_sync(DEADLINE)
+    changes = Changes(cluster)
+    first = changes.create(configmap("a", data={"v": "1"}))
+    changes.update("a", "default", {"v": "2"})
+    eventually(lambda: len(seen) == 1 and len(olds) == 1)
+    old, new = seen[0]
+    assert isinstance(old, bytes)  # the store's JSON of the version before, undecoded
+    assert decode(old) == olds[0]  # a plain on_update gets it decoded
+    assert olds[0]["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    assert new["data"] == {"v": "2"}
+    # Once the store keeps "a" decoded (it was read), that dict is handed over as it is.
+    read = informer.store.get("default/a")
+    changes.update("a", "default", {"v": "3"})
+    eventually(lambda: len(seen) == 2 and len(olds) == 2)
+    assert seen[1][0] is read and olds[1] is read and read["data"] == {"v": "2"}
 
 
 def test_events_for_each_object_arrive_in_order_under_load(cluster: SimulatedCluster,

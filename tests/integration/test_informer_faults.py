@@ -115,10 +115,10 @@ def test_after_compaction_the_relist_reports_what_changed_while_down(in_stream: 
         assert by_key["default/added"].rv == rv_of(added)
         update = by_key["default/changed"]
         assert update.kind == "update" and update.rv == rv_of(changed)
-        assert update.old is listed["default/changed"]  # the last state the informer had
+        assert update.old == listed["default/changed"]  # the last state the informer had
         gone = by_key["default/deleted"]
         assert (gone.kind, gone.flag) == ("delete", True)
-        assert gone.obj is listed["default/deleted"]  # the last known object, not a tombstone
+        assert gone.obj == listed["default/deleted"]  # the last known object, not a tombstone
         # Deleted and created again under the same name: a new version, reported updated.
         again = by_key["default/recreated"]
         assert again.kind == "update" and again.rv == rv_of(recreated)
@@ -446,7 +446,7 @@ def test_a_server_restart_that_resets_resource_versions_is_relisted(
     deletes = recorder.wait_count(2 * len(known))[len(known):]
     assert sorted((n.kind, n.key, n.flag) for n in deletes) == [
         ("delete", key, True) for key in sorted(known)]
-    assert all(n.obj is known[n.key] for n in deletes)
+    assert all(n.obj == known[n.key] for n in deletes)
     assert informer.health().relists == {"too_large_resource_version": 1}
     assert informer.store.keys() == []
     created = cluster.create(configmap("new"))

@@ -147,8 +147,10 @@ def test_a_cluster_scoped_stream_ignores_the_namespace_filter(clock: FakeClock) 
                  clock=clock)
     entry = ResourceConfig("v1/namespaces", namespace_names=("default",)).normalize()[0]
     try:
-        d.stream_handler("v1/namespaces", [entry], cluster_scoped=True).on_add(
-            {"metadata": {"name": "team-a"}}, False)
+        handler = d.stream_handler("v1/namespaces", [entry], cluster_scoped=True)
+        handler.on_add({"metadata": {"name": "team-a"}}, False)
+        assert d.pending_events() == 0  # gathered until the informer's batch ends
+        handler.flush()
         assert d.pending_events() == 1
     finally:
         d.stop(10)

@@ -141,3 +141,20 @@ def test_a_long_wait_is_logged_once_a_minute_with_the_bound_and_the_counts(
     assert len([r for r in caplog.records if "has waited" in r.getMessage()]) == 2
     pending.release(producer, 2048)
     assert waiting.done.wait(DEADLINE)
+
+
+def test_a_batch_is_admitted_as_far_as_it_fits_and_waits_only_with_nothing_admitted() -> None:
+    pending = bound(max_events_per_informer=3)
+    producer = pending.producer("batch")
+    assert pending.admit_some(producer, [1, 2, 3, 4, 5]) == 3  # the bound: 3, no wait
+    assert (producer.events, producer.bytes) == (3, 6)
+    result: list[int] = []
+    waiter = threading.Thread(target=lambda: result.append(pending.admit_some(producer, [4, 5])),
+                              daemon=True)
+    waiter.start()
+    eventually(parked(pending, "batch"))  # none of the rest fits: it waits for room
+    for size in (1, 2, 3):
+        pending.release(producer, size)
+    waiter.join(DEADLINE)
+    # Woken at 90 % of the bound it takes what fits again: both.
+    assert result == [2] and (producer.events, producer.bytes) == (2, 9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import orjson
 import pytest
 
 from faro.cache import NAMESPACE_INDEX, Store, meta_namespace_key
@@ -166,3 +167,47 @@ def test_many_readers_while_one_thread_writes() -> None:
     for key, o in store.items().items():
         assert key in store.index_keys("app", o["metadata"]["labels"]["app"])
         assert key in store.index_keys(NAMESPACE_INDEX, o["metadata"]["namespace"])
+
+
+def test_objects_rest_as_compact_json_and_read_back_equal_once_no_longer_kept_decoded() -> None:
+    from faro.cache.store import DECODED_CACHE_SIZE
+
+    store = Store({"app": by_app})
+    first = obj("a", labels={"app": "web"})
+    store.add(first)
+    assert store.get_encoded("default/a") == orjson.dumps(first)
+    for index in range(DECODED_CACHE_SIZE):  # push "a" out of the decoded objects
+        store.add(obj(f"other-{index}"))
+    again = store.get("default/a")
+    assert again == first and again is not first
+    assert store.get("default/a") is again  # a read keeps it decoded
+    assert [o["metadata"]["name"] for o in store.by_index("app", "web")] == ["a"]
+    store.add(obj("a", labels={"app": "db"}))  # the index drops the old value it decodes
+    assert store.by_index("app", "web") == []
+    assert store.index_keys("app", "db") == ["default/a"]
+
+
+def test_an_object_json_cannot_hold_is_kept_as_it_is() -> None:
+    store = Store()
+    odd = obj("a")
+    odd["extra"] = {1, 2}  # a transform may return anything
+    store.add(odd)
+    assert store.get_encoded("default/a") is odd
+    for index in range(1100):
+        store.add(obj(f"other-{index}"))
+    assert store.get("default/a") is odd
+    assert store.pop("default/a") is odd
+
+
+def test_put_and_pop_encoded_hand_back_the_stored_form_and_the_object_when_kept() -> None:
+    store = Store()
+    first = obj("a", rv="1")
+    assert store.put_encoded("default/a", first, orjson.dumps(first)) == (None, None)
+    second = obj("a", rv="2")
+    old, old_object = store.put_encoded("default/a", second, orjson.dumps(second))
+    assert old == orjson.dumps(first) and old_object is first
+    for index in range(1100):
+        store.add(obj(f"other-{index}"))
+    old, old_object = store.pop_encoded("default/a")
+    assert old == orjson.dumps(second) and old_object is None
+    assert store.pop_encoded("default/a") == (None, None)

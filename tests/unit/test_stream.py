@@ -102,7 +102,8 @@ LINES = [b'{"type":"ADDED","n":%d}' % i for i in range(1000)]
 
 
 def all_lines(stream: LineStream) -> list[bytes]:
-    return [line for batch in stream for line in batch]
+    """The lines without their newline (a line may keep it: see LineStream)."""
+    return [line.removesuffix(b"\n") for batch in stream for line in batch]
 
 
 def test_chunked_body_one_line_per_chunk() -> None:
@@ -135,6 +136,15 @@ def test_gzip_body_is_decompressed() -> None:
         assert all_lines(stream) == LINES[:50]
 
 
+def test_chunks_of_one_line_each_are_the_lines_as_they_came_otherwise_split() -> None:
+    one_each = chunked([b'{"a":1}\n', b'{"b":2}\n'])
+    with served(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", one_each) as stream:
+        assert [line for batch in stream for line in batch] == [b'{"a":1}\n', b'{"b":2}\n']
+    mixed = chunked([b'{"a":1}\n', b'{"b":2}\n{"c":3}\n', b'{"d"', b':4}\n'])
+    with served(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", mixed) as stream:
+        assert all_lines(stream) == [b'{"a":1}', b'{"b":2}', b'{"c":3}', b'{"d":4}']
+
+
 def test_a_last_line_without_newline_is_kept() -> None:
     body = chunked([b'{"a":1}\n{"b":2}'])
     with served(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", body) as stream:
@@ -148,7 +158,7 @@ def test_connection_closed_before_the_final_chunk_is_an_error() -> None:
         with pytest.raises(StreamError, match="closed in the middle"):
             for batch in stream:
                 lines.extend(batch)
-        assert lines == [b'{"a":1}']
+        assert lines == [b'{"a":1}\n']  # a whole chunk is a whole line: kept as it came
         assert not stream.clean_end
 
 
@@ -157,7 +167,7 @@ def test_abort_from_another_thread_ends_a_blocked_read() -> None:
     with served(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", body,
                 hold=True) as stream:
         iterator = iter(stream)
-        assert next(iterator) == [b'{"a":1}']
+        assert next(iterator) == [b'{"a":1}\n']
         outcome: list[BaseException | None] = []
 
         def read_on() -> None:

@@ -481,3 +481,26 @@ def test_without_metrics_the_gauges_are_zero(wq: WorkQueue[str], clock: FakeCloc
     clock.advance(3.0)
     assert wq.unfinished_work_seconds() == 0.0
     assert wq.longest_running_processor_seconds() == 0.0
+
+
+def test_add_all_keeps_order_and_the_dedup_rule() -> None:
+    q: WorkQueue[str] = WorkQueue("batch")
+    q.add("b")
+    q.add_all(["a", "b", "c", "a"])
+    assert [q.get() for _ in range(3)] == ["b", "a", "c"]
+    assert len(q) == 0
+
+
+def test_done_and_get_marks_done_requeues_a_dirty_item_and_hands_out_the_next() -> None:
+    q: WorkQueue[str] = WorkQueue("loop")
+    q.add_all(["a", "b"])
+    first = q.get()
+    q.add("a")  # added while processing: queued again when done
+    assert q.done_and_get(first) == "b"
+    assert q.done_and_get("b") == "a"
+    with pytest.raises(ValueError, match="not being processed"):
+        q.done_and_get("b")
+    q.shut_down()
+    with pytest.raises(ShutDown):
+        q.done_and_get("a")  # done, then nothing left: shut down
+    assert q.unfinished_work_seconds() == 0.0 and len(q) == 0
