@@ -556,7 +556,6 @@ class Reflector:
 
     def _consume(self, stream: LineStream) -> None:
         loads = orjson.loads
-        dumps = orjson.dumps
         store = self._store
         sink = self._sink
         transform = self._transform
@@ -613,11 +612,7 @@ class Reflector:
                             store.pop_encoded(key)
                             sink.delete(obj, False)
                         else:
-                            try:  # a copy: orjson's result keeps its whole buffer
-                                stored: Stored = memoryview(dumps(obj)).tobytes()
-                            except TypeError:  # a transform made it something JSON can't hold
-                                stored = obj
-                            old, old_object = store.put_encoded(key, obj, stored,
+                            old, old_object = store.put_encoded(key, obj, encode(obj),
                                                                 keep_decoded=False)
                             if old is None:
                                 sink.add(obj, False)

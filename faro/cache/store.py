@@ -119,12 +119,9 @@ class Store:
             items = self._items
             old = items.get(key)
             items[key] = stored
-            decoded = self._decoded
-            cached = decoded.pop(key, None)
+            cached = self._decoded.pop(key, None)
             if keep_decoded:
-                if cached is None and len(decoded) >= DECODED_CACHE_SIZE:
-                    decoded.popitem(last=False)
-                decoded[key] = (stored, obj)
+                self._keep_decoded(key, stored, obj)
             if old is None:
                 namespace, slash, _ = key.partition("/")
                 if slash:
@@ -211,10 +208,8 @@ class Store:
         obj = decode(stored)
         with self._lock:
             if self._items.get(key) is stored:  # still current: keep it decoded
-                decoded = self._decoded
-                if decoded.pop(key, None) is None and len(decoded) >= DECODED_CACHE_SIZE:
-                    decoded.popitem(last=False)
-                decoded[key] = (stored, obj)
+                self._decoded.pop(key, None)
+                self._keep_decoded(key, stored, obj)
         return obj
 
     def get_by_name(self, name: str, namespace: str | None = None) -> KubeObject | None:
@@ -285,6 +280,14 @@ class Store:
         except KeyError:
             have = sorted([NAMESPACE_INDEX, *self._indices])
             raise KeyError(f"no index named {name!r}; have {have}") from None
+
+    def _keep_decoded(self, key: str, stored: Stored, obj: KubeObject) -> None:
+        """Keep ``obj`` (what ``stored`` decodes to) as the newest decoded object, dropping
+        the oldest beyond :data:`DECODED_CACHE_SIZE` (lock held; ``key`` not among them)."""
+        decoded = self._decoded
+        if len(decoded) >= DECODED_CACHE_SIZE:
+            decoded.popitem(last=False)
+        decoded[key] = (stored, obj)
 
     def _reindex(self, key: str, old: Stored | None, old_object: KubeObject | None,
                  new: KubeObject | None) -> None:
