@@ -461,8 +461,11 @@ class Viewer:
                     # The real server's bookmark timer ticks every second (with jitter), so a
                     # progress bookmark may or may not make it into a stream's last second.
                     continue
-                when = ("at once" if arrived < 0.5 else "1-2.6 s before the end"
-                        if 0.9 <= before_end <= 2.6 else f"{before_end:.1f} s before the end")
+                # The real server files a watcher's pre-timeout bookmark under the whole
+                # second of (deadline - 2 s) and its timer ticks each second, so it comes 1
+                # to 3.3 s before the end, and at times once more within that window.
+                when = ("at once" if arrived < 0.5 else "1-3.3 s before the end"
+                        if 0.9 <= before_end <= 3.3 else f"{before_end:.1f} s before the end")
                 # The real server may send a second one within a second (its bookmark timer
                 # ticks each second, and the pre-timeout time can still be ahead): one counts.
                 if events and events[-1] == {"type": kind, "object": mark} \
