@@ -418,7 +418,6 @@ class Reflector:
         """Store a listed page's objects, reporting each new one added (an initial add
         before the first sync) and each changed one updated."""
         transform = self._transform
-        store = self._store
         sink = self._sink
         with self._lock:
             initial = not self._synced.is_set()
@@ -434,13 +433,17 @@ class Reflector:
                     self._malformed_item(item)
                     continue
                 seen.add(key)
-                old, old_object = store.put_encoded(key, item, encode(item),
-                                                    keep_decoded=False)
-                if old is None:
-                    sink.add(item, initial)
-                elif _changed_stored(old, old_object, item):
-                    sink.update(old if old_object is None else old_object, item)
+                self._put(key, item, initial)
             sink.flush()
+
+    def _put(self, key: str, obj: KubeObject, is_initial: bool) -> None:
+        """Store ``obj`` under ``key`` (lock held) and report it: added if new, updated if
+        another version than the one stored, nothing otherwise."""
+        old, old_object = self._store.put_encoded(key, obj, encode(obj), keep_decoded=False)
+        if old is None:
+            self._sink.add(obj, is_initial)
+        elif _changed_stored(old, old_object, obj):
+            self._sink.update(old if old_object is None else old_object, obj)
 
     def _remove_unseen(self, seen: set[str]) -> None:
         """Remove the objects a complete list did not have, reporting each deleted with
@@ -603,21 +606,13 @@ class Reflector:
                                 namespace is None or isinstance(namespace, str)):
                             raise _poison(line, "no metadata.name")
                         if transform is not None:
-                            try:
-                                obj = transform(obj)
-                            except Exception:
-                                obj = self._transform_failed(obj)
+                            obj = self._apply_transform(obj)
                         key = object_key(namespace, name)
                         if kind == "DELETED":
                             store.pop_encoded(key)
                             sink.delete(obj, False)
                         else:
-                            old, old_object = store.put_encoded(key, obj, encode(obj),
-                                                                keep_decoded=False)
-                            if old is None:
-                                sink.add(obj, False)
-                            elif _changed_stored(old, old_object, obj):
-                                sink.update(old if old_object is None else old_object, obj)
+                            self._put(key, obj, False)
                         if rv and isinstance(rv, str):
                             # An empty or missing one never becomes the version to watch
                             # from: a watch without one replays every object as ADDED.
