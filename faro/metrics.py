@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -512,6 +512,14 @@ class ControllerMetrics:
             "faro_export_errors_total",
             "Events whose JSON line could not be written to the event file (json_export); "
             "the log names the file and the error.", registry=self.registry)
+        self.leader = Gauge(
+            "faro_leader", "1 while this process leads (delivers) for the Lease, 0 while it "
+            "stands by with warm caches; present only with leader election.", ["lease"],
+            registry=self.registry)
+        self.shard = Gauge(
+            "faro_shard", "1, labelled with the shard this process serves (index from 0, "
+            "and the number of shards); present only when sharded.", ["index", "shards"],
+            registry=self.registry)
         self.work_queues = WorkQueueCollector()
         self.registry.register(self.work_queues)
         self._informers = _InformerCollector()
@@ -553,6 +561,14 @@ class ControllerMetrics:
     def count_export_error(self) -> None:
         """An event's JSON line could not be written (``faro_export_errors_total``)."""
         self.export_errors_total.inc()
+
+    def set_leader(self, lease: str, leading: bool) -> None:
+        """This process now leads (or stands by) for ``lease`` (``faro_leader``)."""
+        self.leader.labels(lease).set(1 if leading else 0)
+
+    def set_shard(self, index: int, shards: int) -> None:
+        """This process serves shard ``index`` of ``shards`` (``faro_shard``)."""
+        self.shard.labels(str(index), str(shards)).set(1)
 
     def track_pending(self, read: Callable[[], PendingStats]) -> None:
         """Expose the pending series, read with ``read()`` when scraped (once per registry)."""
