@@ -22,6 +22,7 @@ from faro.discovery import DiscoveryError
 from faro.errors import ApiStatusError, FaroError
 from faro.events import EventHandler, EventType, JSONMiddleware, MatchedEvent
 from faro.export import event_record
+from faro.leaderelection import LeaderElectionConfig
 from faro.logs import setup_logging
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "FaroError",
     "JSONMiddleware",
     "KubernetesClient",
+    "LeaderElectionConfig",
     "MatchedEvent",
     "ResourceConfig",
     "__version__",

@@ -19,6 +19,13 @@ while its informer or all of them together are at the bound, and an event is rel
 it leaves its buffer. A handler call running longer than ``stuck_handler_sec`` is logged by
 a watchdog thread, and again when it returns.
 
+Leading: a controller that runs with leader election delivers only while it leads. A
+standby's stream handlers make no events (its informers keep their caches warm all the
+same), and a worker drops, undelivered, every buffered event it meets while the delivery is
+not leading (:meth:`Delivery.set_leading`); so a replica that loses its Lease stops
+delivering before the next event, and hands nothing to a handler after the Lease expires
+(a handler call already running finishes).
+
 Nothing here is public; :class:`faro.controller.Controller` owns one.
 """
 
@@ -89,12 +96,13 @@ class _Pending:
     only when a handler fails: most events are delivered in one pass.
     """
 
-    __slots__ = ("delivered", "event", "failures", "handled", "middlewares_done", "prepared",
-                 "producer", "pushed_at", "retry_at", "size")
+    __slots__ = ("delivered", "event", "failures", "handled", "mark", "middlewares_done",
+                 "prepared", "producer", "pushed_at", "retry_at", "size")
 
     def __init__(self, event: MatchedEvent, producer: Producer | None, size: int,
-                 pushed_at: float) -> None:
+                 pushed_at: float, mark: Mark | None = None) -> None:
         self.event = event
+        self.mark = mark  # its informer's progress epoch
         self.producer = producer  # whose share of the pending bound it counts in
         self.size = size
         self.pushed_at = pushed_at
@@ -106,6 +114,61 @@ class _Pending:
         self.delivered = False  # reached every handler (counted in faro_events_total)
 
 
+class Progress:
+    """How far one informer's events have been delivered (for the leader's checkpoint).
+
+    The informer's stream handler counts each batch it pushes into the current *epoch* and
+    records the informer's resourceVersion after it (:meth:`StreamHandler.flush`); workers
+    count events out of their epoch as they leave the delivery (delivered, given up, dropped
+    by a middleware or by a standby). :meth:`mark` closes the epoch at a resourceVersion and
+    returns the newest version whose epoch, and every earlier one, has no event left: every
+    event up to it has been delivered. Thread-safe.
+    """
+
+    __slots__ = ("_counts", "_delivered", "_epoch", "_lock", "_marks")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._counts: dict[int, int] = {}  # epoch -> events pushed and not yet left
+        self._marks: deque[tuple[int, str]] = deque()  # (epoch, version at its end)
+        self._delivered: str | None = None
+
+    def pushed(self, count: int) -> tuple[Progress, int]:
+        """``count`` events are being pushed: the mark they carry."""
+        with self._lock:
+            epoch = self._epoch
+            self._counts[epoch] = self._counts.get(epoch, 0) + count
+        return self, epoch
+
+    def left(self, epoch: int, count: int) -> None:
+        """``count`` events of ``epoch`` left the delivery."""
+        with self._lock:
+            left = self._counts[epoch] - count
+            if left:
+                self._counts[epoch] = left
+            else:
+                del self._counts[epoch]
+
+    def mark(self, version: str | None) -> str | None:
+        """Close the current epoch at ``version`` (the informer's, read before the call);
+        returns the newest version up to which every event was delivered (None: none yet)."""
+        with self._lock:
+            if version:
+                self._marks.append((self._epoch, version))
+                self._epoch += 1
+            counts = self._counts
+            oldest = min(counts) if counts else None
+            marks = self._marks
+            while marks and (oldest is None or marks[0][0] < oldest):
+                self._delivered = marks.popleft()[1]
+            return self._delivered
+
+
+Mark = tuple[Progress, int]
+"""The epoch of its informer's :class:`Progress` an event was pushed in."""
+
+
 class _Tally:
     """What one worker delivered since it last settled: the pending bound's share of each
     producer to release, and the events to count per ``(gvr, event type)``. Settled every
@@ -113,16 +176,20 @@ class _Tally:
     burst takes the bound's and the counter's locks once per run of events, not per event.
     """
 
-    __slots__ = ("delivered", "events", "released")
+    __slots__ = ("delivered", "events", "marks", "released")
 
     def __init__(self) -> None:
         self.events = 0
         self.released: dict[Producer, list[int]] = {}
         self.delivered: dict[tuple[str, str], int] = {}
+        self.marks: dict[Mark, int] = {}
 
     def add(self, pending: _Pending) -> None:
         """``pending`` left its buffer (delivered, given up or dropped)."""
         self.events += 1
+        mark = pending.mark
+        if mark is not None:
+            self.marks[mark] = self.marks.get(mark, 0) + 1
         producer = pending.producer
         if producer is not None:
             share = self.released.get(producer)
@@ -140,10 +207,21 @@ class _Tally:
         self.events = 0
         self.released.clear()
         self.delivered.clear()
+        self.marks.clear()
 
 
 _SETTLE_EVERY = 64
 """A worker settles its tally (:class:`_Tally`) at least every this many events."""
+
+
+class _Gate:
+    """Whether events are made and delivered (shared by a delivery and its stream handlers;
+    one attribute, read without a lock: a bool read or write is atomic)."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
 
 
 @dataclass(frozen=True)
@@ -202,6 +280,19 @@ class Delivery:
         self.stuck_handler_sec = stuck_handler_sec
         self._watchdog_stop = ClockEvent(self._clock)
         self._watchdog: threading.Thread | None = None
+        self._gate = _Gate()
+
+    # ------------------------------------------------------------ leading
+
+    @property
+    def leading(self) -> bool:
+        """Whether events are made and delivered (True unless :meth:`set_leading` said not)."""
+        return self._gate.open
+
+    def set_leading(self, leading: bool) -> None:
+        """Deliver (True) or stand by (False): a standby's stream handlers make no events and
+        its workers drop what is buffered, undelivered (any thread)."""
+        self._gate.open = leading
 
     # ------------------------------------------------------------ consumers
 
@@ -219,16 +310,20 @@ class Delivery:
 
     def stream_handler(self, gvr: str, entries: Iterable[NormalizedConfig],
                        cluster_scoped: bool, *, name: str | None = None,
-                       stored: Callable[[str], Stored | None] | None = None) -> StreamHandler:
+                       stored: Callable[[str], Stored | None] | None = None,
+                       version: Callable[[], str | None] | None = None) -> StreamHandler:
         """The handler for an informer of ``gvr`` that serves ``entries`` (matched in order;
         a cluster-scoped resource's entries ignore their namespace filter); ``name`` (the
         informer's) is its share of the pending bound; ``stored(key)``, an object's JSON in
         the informer's store (its :meth:`~faro.cache.store.Store.get_encoded`): events then
-        carry those bytes, decoded when a consumer reads ``object``."""
+        carry those bytes, decoded when a consumer reads ``object``; ``version()``, the
+        informer's resourceVersion: the handler's :attr:`~StreamHandler.progress` then
+        tells up to which version its events were delivered."""
         producer = None if self._pending is None else self._pending.producer(name or gvr)
         return StreamHandler(gvr, entries, cluster_scoped, push=self.push_batch, now=self.now,
                              count_filtered=self._metrics.count_filtered, producer=producer,
-                             close=self._close_producer, stored=stored)
+                             close=self._close_producer, stored=stored, gate=self._gate,
+                             version=version)
 
     def _close_producer(self, producer: Producer) -> None:
         if self._pending is not None:
@@ -253,9 +348,10 @@ class Delivery:
         self.push_batch([(event, size)], producer)
 
     def push_batch(self, batch: Sequence[tuple[MatchedEvent, int]],
-                   producer: Producer | None = None) -> None:
+                   producer: Producer | None = None, mark: Mark | None = None) -> None:
         """:meth:`push` each ``(event, size)`` of ``batch`` in order, taking each lock once
-        for as many events as the pending bound admits at a time."""
+        for as many events as the pending bound admits at a time; each event carries
+        ``mark`` (its informer's :class:`Progress` epoch)."""
         bound = self._pending if producer is not None else None
         start = 0
         while start < len(batch):
@@ -267,7 +363,7 @@ class Delivery:
                 count = min(len(batch) - start, _ADMIT_AT_ONCE)
             now = self._clock.now()
             owner = producer if bound is not None else None
-            items = [((event.gvr, event.key), _Pending(event, owner, size, now))
+            items = [((event.gvr, event.key), _Pending(event, owner, size, now, mark))
                      for event, size in batch[start:start + count]]
             with self._lock:
                 buffers = self._buffers
@@ -441,6 +537,8 @@ class Delivery:
                 self._pending.release(producer, size, events)
         for (gvr, event_type), count in tally.delivered.items():
             self._metrics.count_delivered(gvr, event_type, count)
+        for (progress, epoch), count in tally.marks.items():
+            progress.left(epoch, count)
         tally.clear()
 
     def _drain(self, key: ObjectKey, tally: _Tally) -> None:
@@ -459,12 +557,14 @@ class Delivery:
                     self._buffers.pop(key, None)
                 break
             pending = buffer[0]
-            if pending.retry_at and pending.retry_at > self._clock.now():
-                return  # woken early by a new event; the retry's delayed add brings it back
-            if not self._deliver(pending):
-                self._retrying.add(key)
-                pending.retry_at = self._clock.now() + self._queue.add_rate_limited(key)
-                return
+            if self._gate.open:
+                if pending.retry_at and pending.retry_at > self._clock.now():
+                    return  # woken early by a new event; the retry's delayed add brings it back
+                if not self._deliver(pending):
+                    self._retrying.add(key)
+                    pending.retry_at = self._clock.now() + self._queue.add_rate_limited(key)
+                    return
+            # else standing by: dropped undelivered (the leader delivers it)
             buffer.popleft()
             tally.add(pending)
             if key in self._retrying:  # a success starts the object's backoff over
@@ -588,16 +688,27 @@ class StreamHandler:
     entries it matches against change when the plan does (:meth:`serve`).
     """
 
-    __slots__ = ("_batch", "_close", "_cluster_scoped", "_count_filtered", "_entries", "_gvr",
-                 "_now", "_producer", "_push", "_stamp", "_stored")
+    __slots__ = ("_batch", "_close", "_cluster_scoped", "_count_filtered", "_entries", "_gate",
+                 "_gvr", "_now", "_producer", "_push", "_stamp", "_stored", "_version",
+                 "progress", "version")
 
     def __init__(self, gvr: str, entries: Iterable[NormalizedConfig], cluster_scoped: bool, *,
-                 push: Callable[[Sequence[tuple[MatchedEvent, int]], Producer | None], None],
+                 push: Callable[[Sequence[tuple[MatchedEvent, int]], Producer | None,
+                                 Mark | None], None],
                  now: Callable[[], datetime], count_filtered: Callable[[str], None],
                  producer: Producer | None = None,
                  close: Callable[[Producer], None] | None = None,
-                 stored: Callable[[str], Stored | None] | None = None) -> None:
+                 stored: Callable[[str], Stored | None] | None = None,
+                 gate: _Gate | None = None,
+                 version: Callable[[], str | None] | None = None) -> None:
         self._gvr = gvr
+        self._gate = gate if gate is not None else _Gate()
+        self._version = version
+        self.progress = Progress()
+        """How far this informer's events were delivered (with ``version``)."""
+        self.version: str | None = None
+        """The informer's resourceVersion at the end of the last batch (with ``version``):
+        every event up to it has been pushed."""
         self._stored = stored
         self._producer = producer
         self._close = close
@@ -642,7 +753,11 @@ class StreamHandler:
         self._stamp = None
         if batch:
             self._batch = []
-            self._push(batch, self._producer)
+            if self._gate.open:  # else the delivery stopped leading since they were made
+                mark = self.progress.pushed(len(batch)) if self._version is not None else None
+                self._push(batch, self._producer, mark)
+        if self._version is not None:
+            self.version = self._version()
 
     def deleted_unseen(self, objects: Iterable[KubeObject]) -> None:
         """Report ``objects`` DELETED with ``final_state_unknown`` (their informer stopped
@@ -653,6 +768,8 @@ class StreamHandler:
 
     def _emit(self, event_type: EventType, obj: KubeObject, old: Stored | None,
               is_initial: bool, final_state_unknown: bool) -> None:
+        if not self._gate.open:  # standing by
+            return
         metadata = obj.get("metadata") or {}
         name = metadata.get("name") or ""
         namespace = metadata.get("namespace") or ""

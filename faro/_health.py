@@ -53,8 +53,10 @@ class Health:
                  ended_workers: Callable[[], int],
                  held: Callable[[], Sequence[Held]] = tuple,
                  held_unready_after_sec: float = 60.0,
-                 pending_detail: Callable[[], str] = str) -> None:
+                 pending_detail: Callable[[], str] = str,
+                 role: Callable[[], str] = str) -> None:
         self._name = name
+        self._role = role
         self._clock = clock
         self._unhealthy_after = unhealthy_after_sec
         self._workers = workers
@@ -179,7 +181,8 @@ class Health:
         held = self._held_too_long()
         if held:
             return False, held
-        return True, "ok"
+        role = self._role()
+        return True, f"ok: {role}" if role else "ok"
 
     def _held_too_long(self) -> str:
         """Why the pending bound makes the controller unready ("" when it does not)."""

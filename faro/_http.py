@@ -1,4 +1,4 @@
-"""Raw GET requests through the official client's urllib3 pool (faro's informers and discovery).
+"""Raw requests through the official client's urllib3 pool (informers, discovery, Leases).
 
 The host, TLS, client certificates, bearer token and proxy all come from the
 :class:`kubernetes.client.ApiClient`; urllib3's retries are off, so every wait
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import urllib3
 from kubernetes.client import ApiClient
 
@@ -34,6 +35,25 @@ def get(api_client: ApiClient, path: str, *, query: list[tuple[str, str]] | None
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
     except ValueError as error:
         raise without_credentials(error) from None
+
+
+def send_json(api_client: ApiClient, method: str, path: str, body: Any, *,
+              timeout: float) -> tuple[int, bytes]:
+    """Send ``method path`` with ``body`` (None: no body) as JSON, wait at most ``timeout``
+    seconds in all, and return (status, body read). Connection errors, timeouts and a bad
+    header raise (a header's value never appears in the error)."""
+    method, url, headers, _body, _post = api_client.param_serialize(
+        method, path, header_params={"Accept": "application/json",
+                                     "Content-Type": "application/json"},
+        auth_settings=["BearerToken"])
+    try:
+        response = api_client.rest_client.pool_manager.request(
+            method, url, headers=headers,
+            body=orjson.dumps(body) if body is not None else None, retries=False,
+            timeout=urllib3.Timeout(total=timeout))
+    except ValueError as error:
+        raise without_credentials(error) from None
+    return int(response.status), bytes(response.data)
 
 
 def without_credentials(error: ValueError) -> ValueError:

@@ -8,8 +8,12 @@ are gone with its namespace or resource (as ``gone`` says) reports them DELETED 
 ``final_state_unknown``; one stopped because its entries were removed reports nothing
 more. Every informer is tracked in the metrics while it runs.
 
+With ``track_progress`` (a controller with leader election) each stream handler also
+tracks how far its informer's events were delivered (:class:`~faro._delivery.Progress`).
+
 Not thread-safe by itself: the controller calls :meth:`apply` and :meth:`take_all`
-under its lock; :meth:`watched` and the counts may be read from any thread.
+under its lock; :meth:`watched`, :meth:`positions` and the counts may be read from any
+thread.
 """
 
 from __future__ import annotations
@@ -54,8 +58,10 @@ class Streams:
     """
 
     def __init__(self, client: KubernetesClient, *, delivery: Delivery,
-                 metrics: ControllerMetrics, clock: Clock, gone: Gone, name: str) -> None:
+                 metrics: ControllerMetrics, clock: Clock, gone: Gone, name: str,
+                 track_progress: bool = False) -> None:
         self._client = client
+        self._track_progress = track_progress
         self._delivery = delivery
         self._metrics = metrics
         self._clock = clock
@@ -98,12 +104,23 @@ class Streams:
             name=f"{key.gvr}@{key.namespace}" if key.namespace else str(key.gvr))
         handler = self._delivery.stream_handler(str(key.gvr), planned.configs,
                                                 planned.cluster_scoped, name=str(key),
-                                                stored=informer.store.get_encoded)
+                                                stored=informer.store.get_encoded,
+                                                version=self._version_of(informer))
         informer.add_event_handler(handler)
         self._streams[key] = _Stream(key, informer, handler, dynamic, self._clock.time())
         informer.start()
         self._metrics.track_informer(informer)
         logger.info("controller %s: started an informer for %s", self._name, key)
+
+    def _version_of(self, informer: SharedInformer) -> Callable[[], str | None] | None:
+        """What tells the stream handler the informer's resourceVersion (progress tracked)."""
+        if not self._track_progress:
+            return None
+        return lambda: informer.last_sync_resource_version
+
+    def positions(self) -> list[tuple[str, SharedInformer, StreamHandler]]:
+        """Each running informer's description, itself and its handler (any thread)."""
+        return [(str(s.key), s.informer, s.handler) for s in list(self._streams.values())]
 
     def take_all(self) -> list[SharedInformer]:
         """Forget every informer and return them, for the caller to stop."""

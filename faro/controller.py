@@ -53,7 +53,8 @@ import orjson
 from kubernetes.client import ApiClient
 
 from faro._batch import LineBatcher
-from faro._delivery import Delivery, describe_callee
+from faro._checkpoint import ANNOTATION, decode_checkpoint, encode_checkpoint
+from faro._delivery import Delivery, StreamHandler, describe_callee
 from faro._entries import Entries
 from faro._health import Health, Watched
 from faro._pending import PendingBound
@@ -66,6 +67,7 @@ from faro.clock import Clock, RealClock
 from faro.config import Config, ConfigError, NormalizedConfig, ResourceConfig
 from faro.events import EventHandler, HandlerFunc, JSONMiddleware, MatchedEvent, MiddlewareFunc
 from faro.export import EventExporter, event_record
+from faro.leaderelection import LeaderElectionConfig, LeaderElector
 from faro.logs import info_writer
 from faro.metrics import ControllerMetrics, PendingStats
 from faro.server import MetricsServer
@@ -121,11 +123,21 @@ class Controller:
     reaches every handler, per object in resourceVersion order; two workers
     never handle one object at once; a handler that raises gets the event
     again after a backoff, up to ``config.max_retries`` retries.
+
+    High availability: with ``leader_election`` (a
+    :class:`~faro.leaderelection.LeaderElectionConfig`) the controller competes for a
+    ``coordination.k8s.io/v1`` Lease with the other replicas and delivers only while it
+    leads. A standby runs its informers all the same (warm caches: ``informers()`` and
+    readiness work as usual) but makes no events and calls no handler; a leader that
+    cannot renew its Lease within ``renew_deadline`` stops delivering before the Lease can
+    expire, and competes again. :meth:`stop` delivers what is queued, then releases the
+    Lease so a standby takes over at once. docs/operations.md has the details.
     """
 
     def __init__(self, client: KubernetesClient | ApiClient, config: Config, *,
                  metrics: ControllerMetrics | None = None, clock: Clock | None = None,
-                 name: str = "faro", exit_timeout: float = EXIT_TIMEOUT) -> None:
+                 name: str = "faro", exit_timeout: float = EXIT_TIMEOUT,
+                 leader_election: LeaderElectionConfig | None = None) -> None:
         if not 0 <= exit_timeout < float("inf"):
             raise ValueError(f"exit_timeout must be a number of seconds >= 0, "
                              f"got {exit_timeout!r}")
@@ -157,15 +169,24 @@ class Controller:
         self._serving = Serving(self.client, name=name, metrics=self.metrics, clock=self._clock,
                                 on_change=lambda: self._changes.add("reconcile"))
         self._streams = Streams(self.client, delivery=self._delivery, metrics=self.metrics,
-                                clock=self._clock, gone=self._serving.gone, name=name)
+                                clock=self._clock, gone=self._serving.gone, name=name,
+                                track_progress=leader_election is not None)
         self._health = Health(name=name, clock=self._clock, workers=config.workers,
                               unhealthy_after_sec=config.unhealthy_after_sec,
                               running=self._running,
                               ended_workers=self._delivery.ended_workers,
                               held=self._pending.held,
                               held_unready_after_sec=config.pending.unready_after_sec,
-                              pending_detail=self._pending_detail)
+                              pending_detail=self._pending_detail, role=self._role)
         self.metrics.track_pending(self._pending_stats)
+        self.leader_election = leader_election
+        """The Lease this controller competes for (None: it always delivers)."""
+        self._elector: LeaderElector | None = None
+        self._resumed: dict[str, str] | None = None  # the checkpoint taken over, once done
+        self._final: list[tuple[str, SharedInformer, StreamHandler]] | None = None  # stopping
+        if leader_election is not None:
+            self._delivery.set_leading(False)  # a standby until the Lease is won
+            self.metrics.set_leader(leader_election.name, False)
 
     def __repr__(self) -> str:
         return f"<Controller {self.name} {self._state}, {len(self._streams)} informers>"
@@ -266,6 +287,29 @@ class Controller:
         """The running informers by description (``v1/pods in default ...``), for inspection."""
         with self._lock:
             return self._streams.informers()
+
+    def is_leader(self) -> bool:
+        """Whether this controller delivers events: always True without
+        ``leader_election``; with it, True only while it holds the Lease."""
+        return self._delivery.leading
+
+    @property
+    def leader(self) -> str | None:
+        """The identity holding the Lease as last seen (None without ``leader_election``,
+        before the first read, and while the Lease is released)."""
+        elector = self._elector
+        return None if elector is None else elector.leader
+
+    def _role(self) -> str:
+        """The readiness answer's role ("" without leader election)."""
+        election = self.leader_election
+        if election is None:
+            return ""
+        where = f"lease {election.namespace}/{election.name}"
+        if self._delivery.leading:
+            return f"leader ({where}, identity {election.identity})"
+        leader = self.leader
+        return f"standby ({where}, leader {leader or 'none yet'})"
 
     def pending_events(self) -> int:
         """Events received and not yet delivered to every handler."""
@@ -408,6 +452,7 @@ class Controller:
                     self._reconcile()
                     initial = [watched.informer for watched in self._running()]
                     self._health.watch_thread("manager", self._spawn(self._manage, "changes"))
+                    self._start_elector()
                     self._spawn(lambda: self._health.await_ready(initial), "ready")
             except BaseException as error:
                 failure = error
@@ -500,6 +545,7 @@ class Controller:
         """The stop, called with the lock held (released here, before any waiting)."""
         try:
             self._state = "stopped"
+            self._final = self._streams.positions()  # the last checkpoints are of these
             informers = self._streams.take_all() + [w for w, _ in self._serving.watchers()]
         finally:
             self._lock.release()
@@ -512,6 +558,10 @@ class Controller:
                 thread.join(remaining())
                 finished = finished and not thread.is_alive()
         finished = self._delivery.stop(remaining()) and finished
+        elector = self._elector
+        if elector is not None:  # after the drain: release the Lease (with the last
+            # checkpoint), a standby takes over
+            finished = elector.stop(remaining()) and finished
         self._export.close()  # after the workers: every delivered event was written
         self._stop_server()  # last: a scrape during shutdown still answers
         if first:
@@ -555,6 +605,84 @@ class Controller:
             if forget:
                 self._server = None
 
+    # ---------------------------------------------------------------- leading
+
+    def _start_elector(self) -> None:
+        """Compete for the Lease (with ``leader_election``), once the informers started."""
+        election = self.leader_election
+        if election is None:
+            return
+        elector = self._elector = LeaderElector(
+            self.client.api_client, election, on_started_leading=self._started_leading,
+            on_stopped_leading=self._stopped_leading, on_new_leader=self._new_leader,
+            refresh_credentials=self.client.refresh_credentials,
+            annotations=self._lease_annotations, clock=self._clock)
+        elector.start()
+        assert elector.thread is not None
+        self._health.watch_thread("leader election", elector.thread)
+
+    def _started_leading(self) -> None:
+        """The elector won the Lease (its thread): deliver, and resume from the checkpoint
+        on the manager thread (the elector must get back to renewing)."""
+        assert self.leader_election is not None
+        self._delivery.set_leading(True)
+        self.metrics.set_leader(self.leader_election.name, True)
+        logger.info("controller %s: leading (lease %s/%s): delivering events", self.name,
+                    self.leader_election.namespace, self.leader_election.name)
+        self._changes.add(_TAKE_OVER)
+
+    def _take_over(self) -> None:
+        """Resume each informer from the checkpoint (lock held): watch again from its
+        version; an informer the checkpoint does not name reports its whole cache as
+        initial ADDED events (the first leader, or a resource new to this configuration)."""
+        elector = self._elector
+        if elector is None or not self._delivery.leading:
+            return  # lost it again meanwhile
+        versions = decode_checkpoint(elector.annotations.get(ANNOTATION))
+        resumed = 0
+        for key, informer, handler in self._streams.positions():
+            version = versions.get(key)
+            if version:
+                informer.rewind(version)
+                resumed += 1
+            else:
+                informer.resend(handler)
+        self._resumed = versions
+        logger.info("controller %s: took over: %d informers resume from the checkpoint, "
+                    "%d report their cache", self.name, resumed, len(self._streams) - resumed)
+
+    def _lease_annotations(self) -> dict[str, str]:
+        """The checkpoint to write with the Lease (the elector's thread): per informer, the
+        version up to which every event was delivered; an informer still rewinding, or
+        with nothing delivered since, keeps the version it resumed from. Nothing before
+        the take-over is done (the old leader's checkpoint stays)."""
+        resumed = self._resumed
+        if resumed is None or (not self._delivery.leading and self._final is None):
+            return {}
+        positions = self._final if self._final is not None else self._streams.positions()
+        versions: dict[str, str] = {}
+        for key, informer, handler in positions:
+            delivered = None if informer.rewinding else handler.progress.mark(handler.version)
+            version = delivered or resumed.get(key)
+            if version:
+                versions[key] = version
+        return {ANNOTATION: encode_checkpoint(versions)}
+
+    def _stopped_leading(self) -> None:
+        assert self.leader_election is not None
+        self._resumed = None
+        self._delivery.set_leading(False)
+        self.metrics.set_leader(self.leader_election.name, False)
+        logger.info("controller %s: not leading (lease %s/%s): standing by, delivering "
+                    "nothing", self.name, self.leader_election.namespace,
+                    self.leader_election.name)
+
+    def _new_leader(self, identity: str) -> None:
+        assert self.leader_election is not None
+        if identity != self.leader_election.identity:
+            logger.info("controller %s: %s leads (lease %s/%s)", self.name, identity,
+                        self.leader_election.namespace, self.leader_election.name)
+
     # ---------------------------------------------------------------- informers
 
     def _manage(self) -> None:
@@ -566,10 +694,15 @@ class Controller:
                 return
             try:
                 with self._lock:
-                    if self._state == "started":
+                    if self._state != "started":
+                        pass
+                    elif item == _TAKE_OVER:
+                        self._take_over()
+                    else:
                         self._reconcile()
             except Exception:
-                logger.exception("controller %s: updating informers failed", self.name)
+                logger.exception("controller %s: %s failed", self.name,
+                                 "taking over" if item == _TAKE_OVER else "updating informers")
             finally:
                 self._changes.done(item)
 
@@ -599,6 +732,9 @@ class Controller:
                 logger.warning("%s: %s", warning.config.source, warning.message)
         self._streams.apply(plan, entries)
 
+
+_TAKE_OVER = "take over"
+"""The manager's work item when the controller has just won the Lease."""
 
 _RUNNING: weakref.WeakSet[Controller] = weakref.WeakSet()
 """The controllers started and not yet stopped: what the interpreter-exit hook stops.

@@ -90,6 +90,15 @@ class Interrupter:
         if response is not None:
             abort_response(response)
 
+    def cut(self) -> None:
+        """Interrupt the request in progress only (any thread); later ones are sent."""
+        with self._lock:
+            connection, response = self._connection, self._response
+        if connection is not None:
+            _shutdown(getattr(connection, "sock", None))
+        if response is not None:
+            abort_response(response)
+
     def attach(self, connection: Any) -> None:
         """The request about to be sent on ``connection`` (its thread)."""
         with self._lock:

@@ -51,6 +51,16 @@ been up for :data:`SHORT_WATCH` seconds. A watch that opens (HTTP 200) and fails
 again at once does not end it, so ``failing_since`` tells how long the informer has
 been making no progress however often it reconnects.
 
+Rewind: :meth:`Reflector.rewind` (any thread) ends the watch in progress, without counting a
+failure, and watches again from an older resourceVersion (after the first list, when it
+comes during it), so every change since that version is reported again (a new leader
+resuming from the old one's checkpoint), also those the store already holds (up to where the
+rewind began). Objects the store holds in a newer version come back as updates to the older
+one, then forward again. If the server no longer has that version
+(410), the relist that follows reports every listed object, changed or not, as updated
+(added if not stored), and what it lacks as deleted: the change since the checkpoint is
+known only as a final state.
+
 :meth:`Reflector.stop` interrupts a request at any point (see
 :class:`~faro.cache.listwatch.Interrupter`), waiting for its response head included.
 
@@ -174,6 +184,10 @@ class Reflector:
         self._expired_streak = 0
         self._progressed = False  # the current watch applied an event or a bookmark
         self._malformed_at: str | None = None  # last_rv when the last broken line came
+        self._rewind_to: str | None = None  # rewind() asked for a watch from this version
+        self._report_all = False  # a relist after a rewind reports every object
+        self._replay_until: str | None = None  # after a rewind: report events up to here
+        # even when the store holds that very version (they were cached, not delivered)
 
         self._counter_lock = threading.Lock()
         self._consecutive_failures = 0
@@ -248,6 +262,25 @@ class Reflector:
                 logger.exception("informer %s: unexpected end", self.name)
         finally:
             self._running = False
+
+    def rewind(self, resource_version: str) -> None:
+        """Watch again from ``resource_version`` (any thread): see the module docstring.
+
+        Raises ValueError for an empty version (a watch without one replays every object).
+        """
+        if not resource_version:
+            raise ValueError("rewind needs a resourceVersion")
+        with self._counter_lock:
+            self._rewind_to = resource_version
+            watching = self._watching_since is not None
+        if watching:
+            self._interrupter.cut()
+
+    @property
+    def rewinding(self) -> bool:
+        """True from :meth:`rewind` until the watch from that version is about to start."""
+        with self._counter_lock:
+            return self._rewind_to is not None
 
     def stop(self) -> None:
         """Ask :meth:`run` to return, interrupting a wait or a request in progress (any
@@ -362,6 +395,7 @@ class Reflector:
         self._check_stop()
         with self._lock:
             self._last_rv = resource_version
+            self._sink.flush()  # the handlers learn the list's version
         if self._list_reason != "initial":
             self._count(self._relists, self._list_reason)
             logger.info("informer %s: relisted (%s): %d objects at resourceVersion %s",
@@ -372,6 +406,8 @@ class Reflector:
         self._needs_list = False
         self._probe = False
         self._malformed_at = None
+        self._report_all = False
+        self._replay_until = None
         self._succeeded()
         if not self._synced.is_set():
             with self._counter_lock:
@@ -419,6 +455,7 @@ class Reflector:
         before the first sync) and each changed one updated."""
         transform = self._transform
         sink = self._sink
+        every = self._report_all and self._list_reason != "initial"
         with self._lock:
             initial = not self._synced.is_set()
             for item in items:
@@ -433,16 +470,16 @@ class Reflector:
                     self._malformed_item(item)
                     continue
                 seen.add(key)
-                self._put(key, item, initial)
+                self._put(key, item, initial, every)
             sink.flush()
 
-    def _put(self, key: str, obj: KubeObject, is_initial: bool) -> None:
+    def _put(self, key: str, obj: KubeObject, is_initial: bool, every: bool = False) -> None:
         """Store ``obj`` under ``key`` (lock held) and report it: added if new, updated if
-        another version than the one stored, nothing otherwise."""
+        another version than the one stored (or ``every`` time), nothing otherwise."""
         old, old_object = self._store.put_encoded(key, obj, encode(obj), keep_decoded=False)
         if old is None:
             self._sink.add(obj, is_initial)
-        elif _changed_stored(old, old_object, obj):
+        elif every or _changed_stored(old, old_object, obj):
             self._sink.update(old if old_object is None else old_object, obj)
 
     def _remove_unseen(self, seen: set[str]) -> None:
@@ -470,6 +507,20 @@ class Reflector:
     # ----------------------------------------------------------------- watch
 
     def _watch(self) -> None:
+        with self._counter_lock:
+            rewind = self._rewind_to
+        if rewind is not None:
+            if _older(rewind, self._last_rv):
+                logger.info("informer %s: watching again from resourceVersion %s (was at %s)",
+                            self.name, rewind, self._last_rv)
+                with self._lock:
+                    self._replay_until = self._last_rv
+                    self._last_rv = rewind
+                    self._sink.flush()  # the handlers learn the version went back
+                self._report_all = True
+            with self._counter_lock:  # rewinding until the version is the one watched from
+                if self._rewind_to == rewind:
+                    self._rewind_to = None
         low, high = self._watch_timeout
         timeout = int(random.uniform(low, high))
         try:
@@ -483,6 +534,8 @@ class Reflector:
             raise
         except Exception:
             self._check_stop()
+            if self._rewinding():
+                return
             # A connection that failed before the server answered may be a server that
             # went away and came back with its storage replaced, just as a broken stream:
             # check the resourceVersion first here too, or the watch from a version the
@@ -518,6 +571,8 @@ class Reflector:
             raise
         except Exception:
             self._check_stop()
+            if self._rewinding():
+                return
             self._probe = True
             self._count(self._watch_restarts, "error")
             raise
@@ -537,6 +592,14 @@ class Reflector:
                               f"began, without an event")
         logger.debug("informer %s: watch ended cleanly at resourceVersion %s",
                      self.name, self._last_rv)
+
+    def _rewinding(self) -> bool:
+        """Whether a watch that just failed was cut by :meth:`rewind` (counted, no failure)."""
+        with self._counter_lock:
+            rewinding = self._rewind_to is not None
+        if rewinding:
+            self._count(self._watch_restarts, "rewind")
+        return rewinding
 
     def _expired_or_too_large(self, exc: ApiStatusError) -> bool:
         """Schedule a relist for 410 or "too large"; True if that is what ``exc`` is."""
@@ -611,9 +674,17 @@ class Reflector:
                         if kind == "DELETED":
                             store.pop_encoded(key)
                             sink.delete(obj, False)
-                        else:
+                        elif self._replay_until is None:
                             self._put(key, obj, False)
+                        elif kind == "ADDED":  # replayed: as the server says, stored or not
+                            store.put_encoded(key, obj, encode(obj), keep_decoded=False)
+                            sink.add(obj, False)
+                        else:
+                            self._put(key, obj, False, True)
                         if rv and isinstance(rv, str):
+                            if self._replay_until is not None and \
+                                    not _older(rv, self._replay_until):
+                                self._replay_until = None  # past where the rewind began
                             # An empty or missing one never becomes the version to watch
                             # from: a watch without one replays every object as ADDED.
                             self._last_rv = rv
@@ -621,6 +692,7 @@ class Reflector:
                 finally:
                     sink.flush()
                     if applied:
+                        self._report_all = False  # the version was there: no relist
                         self._events += applied
                         self._last_event_time = wall_clock()
                         self._expired_streak = 0
@@ -653,6 +725,14 @@ class Reflector:
     def _count_decode_error(self) -> None:
         with self._counter_lock:
             self._decode_errors += 1
+
+
+def _older(version: str, than: str) -> bool:
+    """Whether resourceVersion ``version`` may come before ``than`` (the versions are
+    opaque, but etcd's are integers: compared as such when both are; otherwise True)."""
+    if version.isdigit() and than.isdigit():
+        return int(version) < int(than)
+    return True
 
 
 def _object_name(obj: KubeObject) -> str:

@@ -146,6 +146,33 @@ class SharedInformer:
             self._fanout.set_handlers((*self._fanout.handlers, registered))
         return registered
 
+    def resend(self, handler: ResourceEventHandler) -> None:
+        """Call ``handler.on_add(obj, True)`` for every object in the store, then its
+        ``flush()`` if it has one, on the calling thread, under the informer's lock (no
+        change is reported to any handler meanwhile). For a handler that must be told the
+        whole state again (a controller that has just become the leader)."""
+        with self._lock:
+            for obj in self._store.list():
+                self._call(handler.on_add, obj, True)
+            flush = getattr(handler, "flush", None)
+            if callable(flush):
+                self._fanout.call_flush(flush)
+
+    def rewind(self, resource_version: str) -> None:
+        """Watch again from ``resource_version``, reporting every change since (any thread).
+
+        The watch in progress ends (not a failure); one asked for during the first list
+        starts after it; a version known to be no older than the informer's own is ignored.
+        If the server no longer has it (410), the relist reports every object as updated.
+        Raises ValueError for an empty version.
+        """
+        self._reflector.rewind(resource_version)
+
+    @property
+    def rewinding(self) -> bool:
+        """True from :meth:`rewind` until the informer watches from that version."""
+        return self._reflector.rewinding
+
     def remove_event_handler(self, handler: ResourceEventHandler) -> None:
         """Stop notifying ``handler``; raises ValueError if it is not registered."""
         with self._lock:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faro import __version__
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from faro.client import KubernetesClient
     from faro.config import Config
     from faro.controller import Controller
+    from faro.leaderelection import LeaderElectionConfig
     from faro.logs import LoggingSetup
 
 Configure = Callable[["Controller"], object]
@@ -86,6 +89,26 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                      help="serve Prometheus metrics and /healthz, /readyz on this port "
                      "(0: a free one); enables metrics (overrides metrics.port and "
                      "metrics.enabled)")
+    election = run.add_argument_group(
+        "leader election", "Run several replicas: only the one holding a coordination.k8s.io "
+        "Lease delivers events; the others keep warm caches and take over when it goes "
+        "(docs/operations.md). The flags are kube-controller-manager's.")
+    election.add_argument("--leader-elect", action="store_true",
+                          help="compete for the Lease; deliver only while holding it")
+    election.add_argument("--leader-elect-resource-name", metavar="NAME", default="faro",
+                          help="the Lease's name (default: faro)")
+    election.add_argument("--leader-elect-resource-namespace", metavar="NAMESPACE",
+                          help="the Lease's namespace (default: $POD_NAMESPACE, else the "
+                          "in-cluster service account's namespace, else default)")
+    election.add_argument("--leader-elect-lease-duration", type=float, metavar="SECONDS",
+                          default=15.0, help="how long standbys wait before taking the Lease "
+                          "of a leader that stopped renewing it (default: 15)")
+    election.add_argument("--leader-elect-renew-deadline", type=float, metavar="SECONDS",
+                          default=10.0, help="how long the leader tries to renew before it "
+                          "stops delivering (default: 10)")
+    election.add_argument("--leader-elect-retry-period", type=float, metavar="SECONDS",
+                          default=2.0, help="time between attempts to acquire or renew "
+                          "(default: 2)")
     add_cluster_flags(run)
     run.set_defaults(command_parser=run)
 
@@ -99,6 +122,7 @@ def command(parser: argparse.ArgumentParser, args: argparse.Namespace,
     except ConfigError as error:
         return fail_config(error)
     config = _with_flags(parser, config, args)
+    election = _leader_election(parser, args)
     try:
         logs = setup_logging(config)
     except OSError as error:
@@ -107,7 +131,7 @@ def command(parser: argparse.ArgumentParser, args: argparse.Namespace,
     shutdown = Shutdown()
     shutdown.install()
     try:
-        return _serve(config, args, logs, shutdown, configure)
+        return _serve(config, args, logs, shutdown, configure, election)
     except Exception as error:
         return unexpected(error, logs)
     finally:
@@ -141,8 +165,38 @@ def _with_flags(parser: argparse.ArgumentParser, config: Config,
     return config
 
 
+def _leader_election(parser: argparse.ArgumentParser, args: argparse.Namespace
+                     ) -> LeaderElectionConfig | None:
+    """The ``--leader-elect*`` flags as a configuration (None without ``--leader-elect``);
+    inconsistent timings are a usage error naming the flag."""
+    from faro.client import SERVICE_ACCOUNT_DIR
+    from faro.leaderelection import LeaderElectionConfig
+
+    if not args.leader_elect:
+        return None
+    namespace = args.leader_elect_resource_namespace or os.environ.get("POD_NAMESPACE", "")
+    if not namespace:
+        try:
+            namespace = (Path(SERVICE_ACCOUNT_DIR) / "namespace").read_text().strip()
+        except OSError:
+            namespace = "default"
+    try:
+        return LeaderElectionConfig(
+            namespace=namespace, name=args.leader_elect_resource_name,
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period)
+    except ValueError as error:
+        field = str(error).split(" ", 1)[0]
+        flag = {"namespace": "--leader-elect-resource-namespace",
+                "name": "--leader-elect-resource-name"}.get(
+                    field, f"--leader-elect-{field.replace('_', '-')}")
+        parser.error(f"argument {flag}: {error}")
+
+
 def _serve(config: Config, args: argparse.Namespace, logs: LoggingSetup,
-           shutdown: Shutdown, configure: Configure | None) -> int:
+           shutdown: Shutdown, configure: Configure | None,
+           election: LeaderElectionConfig | None) -> int:
     from faro.client import ClientConfigError, KubernetesClient
     from faro.controller import Controller
 
@@ -155,7 +209,10 @@ def _serve(config: Config, args: argparse.Namespace, logs: LoggingSetup,
         return fail(str(error), EXIT_FAILURE)
     try:
         logger.info("cluster: %s at %s", client.source, client.api_client.configuration.host)
-        controller = Controller(client, config)
+        controller = Controller(client, config, leader_election=election)
+        if election is not None:
+            logger.info("leader election: lease %s/%s as %s (a standby until it holds it)",
+                        election.namespace, election.name, election.identity)
         try:
             if configure is not None:
                 configure(controller)

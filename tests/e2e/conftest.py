@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from faro import Controller
 from faro.cache import SharedInformer
 from tests.e2e.backend import Backend, target_backend
-from tests.integration.kube import DEADLINE, unique
+from tests.integration.kube import DEADLINE, Kubectl, target_kubeconfig, unique
 
 
 @pytest.fixture
@@ -69,3 +69,31 @@ def controllers() -> Iterator[list[Controller]]:
     yield made
     assert all(controller.stop(DEADLINE) for controller in made), \
         "a controller did not stop in time"
+
+
+@pytest.fixture(scope="module")
+def kubeconfig() -> Iterator[str]:
+    """The kubeconfig of the module's cluster: the real one, or a TLS simulator."""
+    # kubectl delete -f deletes a namespace and then its content one by one; a real namespace
+    # controller takes longer than that to start emptying it, so must the simulator.
+    with target_kubeconfig(namespace_cleanup_delay=1.0) as path:
+        yield path
+
+
+@pytest.fixture(scope="module")
+def kubectl(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(kubeconfig, tmp_path_factory.mktemp("kubectl-cache"))
+
+
+@pytest.fixture
+def names(kubectl: Kubectl) -> Iterator[Callable[[str], str]]:
+    """Makes unique namespace names; deletes those namespaces (if they exist) afterwards."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        made.append(unique(f"faro-e2e-{prefix}"))
+        return made[-1]
+
+    yield make
+    if made:
+        kubectl.run("delete", "namespace", *made, "--ignore-not-found", "--wait=false")

@@ -22,7 +22,7 @@ import signal
 import stat
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ from tests.integration.kube import (
     Kubectl,
     LineReader,
     eventually,
-    target_kubeconfig,
     unique,
 )
 
@@ -52,46 +51,23 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 Key = tuple[str, str, str]  # (gvr, namespace or "", name)
 
 
-@pytest.fixture(scope="module")
-def kubeconfig() -> Iterator[str]:
-    # kubectl delete -f deletes a namespace and then its content one by one; a real namespace
-    # controller takes longer than that to start emptying it, so must the simulator.
-    with target_kubeconfig(namespace_cleanup_delay=1.0) as path:
-        yield path
-
-
-@pytest.fixture(scope="module")
-def kubectl(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(kubeconfig, tmp_path_factory.mktemp("kubectl-cache"))
-
-
-@pytest.fixture
-def names(kubectl: Kubectl) -> Iterator[Callable[[str], str]]:
-    """Makes unique namespace names; deletes those namespaces (if they exist) afterwards."""
-    made: list[str] = []
-
-    def make(prefix: str) -> str:
-        made.append(unique(f"faro-e2e-{prefix}"))
-        return made[-1]
-
-    yield make
-    if made:
-        kubectl.run("delete", "namespace", *made, "--ignore-not-found", "--wait=false")
-
-
 class Faro:
     """A running ``faro run`` (stdout and stderr merged) and what it announced."""
 
-    def __init__(self, tmp_path: Path, kubeconfig: str, config: dict[str, Any]) -> None:
+    def __init__(self, tmp_path: Path, kubeconfig: str, config: dict[str, Any],
+                 args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+        """Start ``faro run`` with ``config`` and more ``args`` (``env`` added to ours)."""
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.config_path = tmp_path / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.output_dir = tmp_path / "output"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        environ = {**os.environ, **(env or {})}
+        environ["PYTHONPATH"] = os.pathsep.join([str(ROOT),
+                                                 *filter(None, [environ.get("PYTHONPATH")])])
         self.reader = LineReader(
             [sys.executable, "-m", "faro", "run", "--config", str(self.config_path),
-             "--output-dir", str(self.output_dir), "--kubeconfig", kubeconfig],
-            env=env, cwd=tmp_path, merge_stderr=True)
+             "--output-dir", str(self.output_dir), "--kubeconfig", kubeconfig, *args],
+            env=environ, cwd=tmp_path, merge_stderr=True)
         self.line(lambda text: "faro is ready" in text, timeout=STARTUP)
 
     def line(self, predicate: Callable[[str], bool], timeout: float = DEADLINE) -> str:
