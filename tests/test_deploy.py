@@ -54,6 +54,8 @@ EXPECTED_OBJECTS = {
     ("ServiceAccount", NAME, NAMESPACE),
     ("ClusterRole", NAME, None),
     ("ClusterRoleBinding", NAME, None),
+    ("Role", "faro-operator-leader-election", NAMESPACE),
+    ("RoleBinding", "faro-operator-leader-election", NAMESPACE),
     ("ConfigMap", "faro-operator-config", NAMESPACE),
     ("Deployment", NAME, NAMESPACE),
     ("Service", "faro-operator-metrics", NAMESPACE),
@@ -211,6 +213,25 @@ def test_the_clusterrole_is_read_only_and_excludes_secrets(
     assert not allows(rules, "", "secrets")
     assert one(objects, "ClusterRoleBinding")["roleRef"]["name"] == \
         one(objects, "ClusterRole")["metadata"]["name"]
+
+
+def test_the_leader_election_role_grants_the_lease_only(
+    objects: list[dict[str, Any]],
+) -> None:
+    """faro run --leader-elect reads and writes one Lease (its checkpoint is an annotation
+    of it): get and update by name; create cannot be restricted by name."""
+    role = one(objects, "Role")
+    granted = {(group, resource, verb, tuple(rule.get("resourceNames", ())))
+               for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    lease = ("coordination.k8s.io", "leases")
+    assert granted == {(*lease, "get", ("faro",)), (*lease, "update", ("faro",)),
+                       (*lease, "create", ())}
+    binding = one(objects, "RoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME,
+                                    "namespace": NAMESPACE}]
 
 
 def test_the_clusterrole_covers_what_faro_watches_by_itself(
