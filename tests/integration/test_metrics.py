@@ -348,6 +348,9 @@ def test_readyz_is_503_while_an_informer_fails_longer_than_unhealthy_after_sec(
     controller = controllers.make({"metrics": METRICS, "unhealthy_after_sec": 0.2, "resources": [
         {"gvr": "v1/configmaps", "namespace_names": ["default"]}]})
     assert probe(controller, "readyz") == (200, "ok\n")
+    # Ready means listed: its watch may not be open yet, and one that fails to open is no
+    # watch restart (it waits for the backoff).
+    eventually(lambda: cluster.watch_count == 1, what="the informer's watch is open")
     cluster.fail_next(10_000, 500, path="configmaps")
     cluster.drop_watches(abrupt=True)
 
