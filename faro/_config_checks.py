@@ -52,6 +52,7 @@ from faro.config import (
     RESOURCE_KEYS,
     RESOURCE_RULE_KEYS,
     SCOPES,
+    SHARD_KEYS,
     Config,
     ConfigError,
     ExportConfig,
@@ -61,6 +62,7 @@ from faro.config import (
     PendingConfig,
     ResourceConfig,
     ResourceRule,
+    ShardConfig,
 )
 from faro.gvr import GroupVersionResource
 
@@ -322,7 +324,13 @@ _PENDING_CHECKS: Final[dict[str, _Check]] = {
     "unready_after_sec": _seconds,
     "stuck_handler_sec": _seconds,
 }
-_S = TypeVar("_S", MetricsConfig, ExportConfig, PendingConfig)
+SHARDS_MAX: Final = 1024
+"""The most shards a configuration may split the objects into."""
+_SHARD_CHECKS: Final[dict[str, _Check]] = {
+    "index": lambda v, p: _integer(v, p, 0, cap=SHARDS_MAX - 1),
+    "count": lambda v, p: _integer(v, p, 1, cap=SHARDS_MAX),
+}
+_S = TypeVar("_S", MetricsConfig, ExportConfig, PendingConfig, ShardConfig)
 
 
 def _section(value: object, path: str, cls: type[_S], keys: tuple[str, ...],
@@ -634,6 +642,12 @@ def check_config(config: Config, problems: Problems) -> dict[str, Any]:
                              _EXPORT_CHECKS, problems)
     out["pending"] = _section(config.pending, "pending", PendingConfig, PENDING_KEYS,
                               _PENDING_CHECKS, problems)
+    shard = out["shard"] = _section(config.shard, "shard", ShardConfig, SHARD_KEYS,
+                                    _SHARD_CHECKS, problems)
+    if shard is not None and isinstance(shard.index, int) and isinstance(shard.count, int) \
+            and not isinstance(shard.index, bool) and 1 <= shard.count <= shard.index:
+        problems.add("shard.index", f"must be less than shard.count ({shard.count}): shards "
+                                    f"are numbered from 0, got {shard.index}")
     normalized: list[NormalizedConfig] = []
     namespaces: list[NamespaceConfig] = []
     for i, item in enumerate(_entries(config.namespaces, "namespaces", problems)):
@@ -681,7 +695,7 @@ def _document_order(data: Mapping[Any, Any]) -> dict[str, int]:
             pass
 
     for top, section in keys(data, ""):
-        if top in ("metrics", "export", "pending"):
+        if top in ("metrics", "export", "pending", "shard"):
             walk(keys(section, top))
         elif top in ("namespaces", "resources"):
             for entry_path, entry in items(section, top):

@@ -8,8 +8,10 @@ are gone with its namespace or resource (as ``gone`` says) reports them DELETED 
 ``final_state_unknown``; one stopped because its entries were removed reports nothing
 more. Every informer is tracked in the metrics while it runs.
 
-With ``track_progress`` (a controller with leader election) each stream handler also
-tracks how far its informer's events were delivered (:class:`~faro._delivery.Progress`).
+With ``accept`` (a shard's filter on object keys) the informers keep and report only the
+objects it accepts. With ``track_progress`` (a controller with leader election) each stream
+handler also tracks how far its informer's events were delivered
+(:class:`~faro._delivery.Progress`).
 
 Not thread-safe by itself: the controller calls :meth:`apply` and :meth:`take_all`
 under its lock; :meth:`watched`, :meth:`positions` and the counts may be read from any
@@ -59,9 +61,11 @@ class Streams:
 
     def __init__(self, client: KubernetesClient, *, delivery: Delivery,
                  metrics: ControllerMetrics, clock: Clock, gone: Gone, name: str,
-                 track_progress: bool = False) -> None:
+                 track_progress: bool = False,
+                 accept: Callable[[str], bool] | None = None) -> None:
         self._client = client
         self._track_progress = track_progress
+        self._accept = accept
         self._delivery = delivery
         self._metrics = metrics
         self._clock = clock
@@ -100,7 +104,8 @@ class Streams:
         informer = SharedInformer(
             self._client.api_client, key.gvr, namespace=key.namespace,
             label_selector=key.label_selector, field_selector=key.field_selector,
-            refresh_credentials=self._client.refresh_credentials, clock=self._clock,
+            refresh_credentials=self._client.refresh_credentials, accept=self._accept,
+            clock=self._clock,
             name=f"{key.gvr}@{key.namespace}" if key.namespace else str(key.gvr))
         handler = self._delivery.stream_handler(str(key.gvr), planned.configs,
                                                 planned.cluster_scoped, name=str(key),

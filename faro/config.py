@@ -51,6 +51,7 @@ __all__ = [
     "RESOURCE_KEYS",
     "RESOURCE_RULE_KEYS",
     "SCOPES",
+    "SHARD_KEYS",
     "Config",
     "ConfigError",
     "ExportConfig",
@@ -60,6 +61,7 @@ __all__ = [
     "PendingConfig",
     "ResourceConfig",
     "ResourceRule",
+    "ShardConfig",
     "load_config",
 ]
 
@@ -123,7 +125,8 @@ PROBE_PATHS: Final[tuple[str, ...]] = ("/healthz", "/readyz")
 """The paths of the liveness and readiness probes, served beside ``metrics.path``."""
 
 # Top-level sections; null in a file means "empty" (the default).
-_SECTIONS: Final[tuple[str, ...]] = ("metrics", "export", "pending", "namespaces", "resources")
+_SECTIONS: Final[tuple[str, ...]] = ("metrics", "export", "pending", "shard", "namespaces",
+                                     "resources")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +181,20 @@ class PendingConfig:
     max_bytes_per_informer: int = 28 * 1024 * 1024
     unready_after_sec: float = 60
     stuck_handler_sec: float = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ShardConfig:
+    """The ``shard:`` section: which share of the objects this process watches.
+
+    With ``count`` > 1, an object belongs to shard ``crc32("namespace/name") % count`` (the
+    IEEE CRC-32 of its key as UTF-8, ``name`` alone for a cluster-scoped object; stable across
+    processes, versions and languages), and a process serving shard ``index`` caches and
+    delivers only the objects of that shard. ``count: 1`` (the default) is everything.
+    """
+
+    index: int = 0
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +377,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     pending: PendingConfig = field(default_factory=PendingConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     namespaces: tuple[NamespaceConfig, ...] = ()
     resources: tuple[ResourceConfig, ...] = ()
     source: str = field(default="<dict>", compare=False)
@@ -451,6 +469,7 @@ class Config:
         out["metrics"] = {name: getattr(self.metrics, name) for name in METRICS_KEYS}
         out["export"] = {name: getattr(self.export, name) for name in EXPORT_KEYS}
         out["pending"] = {name: getattr(self.pending, name) for name in PENDING_KEYS}
+        out["shard"] = {name: getattr(self.shard, name) for name in SHARD_KEYS}
         out["namespaces"] = [
             {"name_selector": entry.name_selector,
              "resources": {key: _set_fields(rule, RESOURCE_RULE_KEYS)
@@ -482,6 +501,7 @@ CONFIG_KEYS: Final[tuple[str, ...]] = _init_fields(Config, exclude=("source",))
 METRICS_KEYS: Final[tuple[str, ...]] = _init_fields(MetricsConfig)
 EXPORT_KEYS: Final[tuple[str, ...]] = _init_fields(ExportConfig)
 PENDING_KEYS: Final[tuple[str, ...]] = _init_fields(PendingConfig)
+SHARD_KEYS: Final[tuple[str, ...]] = _init_fields(ShardConfig)
 NAMESPACE_KEYS: Final[tuple[str, ...]] = _init_fields(NamespaceConfig)
 RESOURCE_RULE_KEYS: Final[tuple[str, ...]] = _init_fields(ResourceRule)
 RESOURCE_KEYS: Final[tuple[str, ...]] = _init_fields(ResourceConfig)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -60,6 +61,7 @@ from faro._health import Health, Watched
 from faro._pending import PendingBound
 from faro._plan import Plan, plan_informers
 from faro._serving import Serving
+from faro._sharding import accepts
 from faro._streams import Streams
 from faro.cache import SharedInformer
 from faro.client import KubernetesClient
@@ -112,6 +114,10 @@ class Controller:
     one is a daemon thread. The controller installs no signal handler and keeps
     no global state but a weak set of the running controllers: two controllers
     in one process are independent.
+
+    Sharding: with ``config.shard`` (``count`` > 1) the informers keep and report only
+    the objects of shard ``index`` (docs/operations.md); with ``leader_election`` too, the
+    Lease is per shard (``<name>-shard-<index>``), so each shard has its own leader.
 
     Exit: a program that ends without :meth:`stop` (its main code returned or
     raised) exits all the same: an interpreter-exit hook stops every running
@@ -170,7 +176,8 @@ class Controller:
                                 on_change=lambda: self._changes.add("reconcile"))
         self._streams = Streams(self.client, delivery=self._delivery, metrics=self.metrics,
                                 clock=self._clock, gone=self._serving.gone, name=name,
-                                track_progress=leader_election is not None)
+                                track_progress=leader_election is not None,
+                                accept=accepts(config.shard))
         self._health = Health(name=name, clock=self._clock, workers=config.workers,
                               unhealthy_after_sec=config.unhealthy_after_sec,
                               running=self._running,
@@ -179,8 +186,15 @@ class Controller:
                               held_unready_after_sec=config.pending.unready_after_sec,
                               pending_detail=self._pending_detail, role=self._role)
         self.metrics.track_pending(self._pending_stats)
+        shard = config.shard
+        if shard.count > 1:
+            self.metrics.set_shard(shard.index, shard.count)
+            if leader_election is not None:  # each shard has its own leader
+                leader_election = dataclasses.replace(
+                    leader_election, name=f"{leader_election.name}-shard-{shard.index}")
         self.leader_election = leader_election
-        """The Lease this controller competes for (None: it always delivers)."""
+        """The Lease this controller competes for (None: it always delivers); sharded
+        (``config.shard``), the name given with ``-shard-<index>`` added."""
         self._elector: LeaderElector | None = None
         self._resumed: dict[str, str] | None = None  # the checkpoint taken over, once done
         self._final: list[tuple[str, SharedInformer, StreamHandler]] | None = None  # stopping

@@ -51,6 +51,10 @@ been up for :data:`SHORT_WATCH` seconds. A watch that opens (HTTP 200) and fails
 again at once does not end it, so ``failing_since`` tells how long the informer has
 been making no progress however often it reconnects.
 
+Sharding: with ``accept`` (a predicate on ``namespace/name`` keys), objects it refuses are
+neither stored nor reported, from lists and watches alike (their events still move the
+resourceVersion on).
+
 Rewind: :meth:`Reflector.rewind` (any thread) ends the watch in progress, without counting a
 failure, and watches again from an older resourceVersion (after the first list, when it
 comes during it), so every change since that version is reported again (a new leader
@@ -152,6 +156,7 @@ class Reflector:
                  watch_timeout: tuple[float, float] = (300.0, 600.0),
                  backoff: Backoff | None = None, transform: Transform | None = None,
                  refresh_credentials: Callable[[], object] | None = None,
+                 accept: Callable[[str], bool] | None = None,
                  clock: Clock | None = None) -> None:
         if page_size < 0:
             raise ValueError(f"page_size must not be negative, got {page_size}")
@@ -170,6 +175,7 @@ class Reflector:
         self._backoff = (backoff or Backoff()).wait_strategy(clock=self._clock)
         self._transform = transform
         self._refresh_credentials = refresh_credentials
+        self._accept = accept
 
         self._stop = ClockEvent(self._clock)  # also the interruptible backoff sleep
         self._stopping = False  # mirrors _stop, read per event in the hot loop
@@ -456,6 +462,7 @@ class Reflector:
         transform = self._transform
         sink = self._sink
         every = self._report_all and self._list_reason != "initial"
+        accept = self._accept
         with self._lock:
             initial = not self._synced.is_set()
             for item in items:
@@ -469,6 +476,8 @@ class Reflector:
                 except (KeyError, TypeError):
                     self._malformed_item(item)
                     continue
+                if accept is not None and not accept(key):
+                    continue  # another shard's
                 seen.add(key)
                 self._put(key, item, initial, every)
             sink.flush()
@@ -626,6 +635,7 @@ class Reflector:
         sink = self._sink
         transform = self._transform
         lock = self._lock
+        accept = self._accept
         wall_clock = self._clock.time
         for lines in stream:
             applied = 0
@@ -668,9 +678,14 @@ class Reflector:
                         if not isinstance(name, str) or not name or not (
                                 namespace is None or isinstance(namespace, str)):
                             raise _poison(line, "no metadata.name")
+                        key = object_key(namespace, name)
+                        if accept is not None and not accept(key):
+                            if rv and isinstance(rv, str):
+                                self._last_rv = rv  # another shard's: only the version
+                                self._progressed = True
+                            continue
                         if transform is not None:
                             obj = self._apply_transform(obj)
-                        key = object_key(namespace, name)
                         if kind == "DELETED":
                             store.pop_encoded(key)
                             sink.delete(obj, False)

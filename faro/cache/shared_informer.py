@@ -57,7 +57,9 @@ class SharedInformer:
     for unpaged lists); ``watch_timeout`` (the range the server-side watch
     timeout is drawn from, seconds); ``backoff``; ``refresh_credentials`` (called
     after a 401 or 403, before retrying; re-read a rotated token there);
-    ``name`` (for logs, thread name and health); ``clock`` (default
+    ``accept`` (given an object's ``namespace/name`` key, whether to keep it: one that
+    refuses is neither stored nor reported, a shard's filter); ``name`` (for logs,
+    thread name and health); ``clock`` (default
     :class:`~faro.clock.RealClock`; :class:`faro.testing.FakeClock` in tests):
     every measurement and wait of the informer and its reflector (backoff, the
     timeouts of :meth:`wait_for_sync` and :meth:`stop`, the times in
@@ -72,6 +74,7 @@ class SharedInformer:
                  watch_timeout: tuple[float, float] = (300.0, 600.0),
                  backoff: Backoff | None = None,
                  refresh_credentials: Callable[[], object] | None = None,
+                 accept: Callable[[str], bool] | None = None,
                  name: str | None = None, clock: Clock | None = None) -> None:
         gvr = resource if isinstance(resource, GroupVersionResource) else \
             GroupVersionResource.parse(resource)
@@ -85,7 +88,8 @@ class SharedInformer:
         self._reflector = Reflector(
             self._listwatch, self._store, self._fanout, self._lock, name=self.name,
             page_size=page_size, watch_timeout=watch_timeout, backoff=backoff,
-            transform=transform, refresh_credentials=refresh_credentials, clock=self._clock)
+            transform=transform, refresh_credentials=refresh_credentials, accept=accept,
+            clock=self._clock)
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._ended = threading.Condition()  # notified when the thread's loop has returned

@@ -89,6 +89,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                      help="serve Prometheus metrics and /healthz, /readyz on this port "
                      "(0: a free one); enables metrics (overrides metrics.port and "
                      "metrics.enabled)")
+    sharding = run.add_argument_group(
+        "sharding", "Split the objects across processes by a stable hash of namespace/name; "
+        "each process caches and delivers one shard's (docs/operations.md).")
+    sharding.add_argument("--shards", type=int, metavar="N",
+                          help="the number of shards (overrides shard.count)")
+    sharding.add_argument("--shard-index", type=int, metavar="I",
+                          help="the shard this process serves, from 0 to N-1 (overrides "
+                          "shard.index)")
     election = run.add_argument_group(
         "leader election", "Run several replicas: only the one holding a coordination.k8s.io "
         "Lease delivers events; the others keep warm caches and take over when it goes "
@@ -141,7 +149,7 @@ def command(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 _FLAG_OF = {"output_dir": "--output-dir", "log_level": "--log-level",
             "auto_shutdown_sec": "--auto-shutdown", "json_export": "--json-export",
-            "metrics": "--metrics-port"}
+            "metrics": "--metrics-port", "shard": "--shards/--shard-index"}
 
 
 def _with_flags(parser: argparse.ArgumentParser, config: Config,
@@ -155,13 +163,20 @@ def _with_flags(parser: argparse.ArgumentParser, config: Config,
     if args.metrics_port is not None:
         changes["metrics"] = dataclasses.replace(config.metrics, enabled=True,
                                                  port=args.metrics_port)
+    if args.shards is not None or args.shard_index is not None:
+        shard = config.shard
+        changes["shard"] = dataclasses.replace(
+            shard, count=shard.count if args.shards is None else args.shards,
+            index=shard.index if args.shard_index is None else args.shard_index)
     for key, value in changes.items():
         if value is None:
             continue
         try:
             config = config.with_overrides(**{key: value})
         except ConfigError as error:
-            parser.error(f"argument {_FLAG_OF[key]}: {error.problem}")
+            flag = {"shard.index": "--shard-index", "shard.count": "--shards"}.get(
+                error.path, _FLAG_OF[key])
+            parser.error(f"argument {flag}: {error.problem}")
     return config
 
 

@@ -112,6 +112,7 @@ def _settings(config: Config) -> dict[str, Any]:
         if config.json_export else None,
         "export": dataclasses.asdict(config.export),
         "pending": dataclasses.asdict(config.pending),
+        "shard": dataclasses.asdict(config.shard),
         "metrics": dataclasses.asdict(metrics) | {
             "url": f"http://{host}:{port}{metrics.path}" if metrics.enabled else None},
         "auto_shutdown_sec": config.auto_shutdown_sec,

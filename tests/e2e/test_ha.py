@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+import zlib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -65,17 +66,20 @@ class Replica:
 
 @pytest.fixture
 def replicas(tmp_path: Path, kubeconfig: str
-             ) -> Iterator[Callable[[str, int], list[Replica]]]:
+             ) -> Iterator[Callable[..., list[Replica]]]:
     started: list[Faro] = []
 
-    def start(ns: str, count: int) -> list[Replica]:
+    def start(ns: str, count: int, shards: int = 1) -> list[Replica]:
+        """``count`` replicas; with ``shards``, replica i serves shard i % shards."""
         config = {"json_export": True,
                   "namespaces": [{"name_selector": ns, "resources": {"v1/configmaps": {}}}]}
         made = []
         for index in range(count):
             name = f"replica-{index}"
+            sharding = ["--shards", str(shards), "--shard-index", str(index % shards)] \
+                if shards > 1 else []
             process = Faro(tmp_path / name, kubeconfig, config,
-                           [*ELECTION, "--leader-elect-resource-namespace", ns],
+                           [*ELECTION, "--leader-elect-resource-namespace", ns, *sharding],
                            env={"POD_NAME": name})
             started.append(process)
             made.append(Replica(name, process))
@@ -92,7 +96,7 @@ def leaders(replicas: list[Replica]) -> list[Replica]:
 
 def test_three_replicas_one_leads_and_a_standby_takes_over_after_kill_9(
         kubectl: Kubectl, names: Callable[[str], str],
-        replicas: Callable[[str, int], list[Replica]]) -> None:
+        replicas: Callable[..., list[Replica]]) -> None:
     ns = names("ha")
     kubectl.apply(manifest(namespace(ns)))
     started = replicas(ns, 3)
@@ -131,7 +135,7 @@ def test_three_replicas_one_leads_and_a_standby_takes_over_after_kill_9(
 
 def test_a_write_burst_across_kill_9_loses_no_change(
         kubectl: Kubectl, names: Callable[[str], str],
-        replicas: Callable[[str, int], list[Replica]]) -> None:
+        replicas: Callable[..., list[Replica]]) -> None:
     """Objects change before, during and after the leader's death; the replicas' event
     files together hold every object's final version (duplicates allowed: at least once)."""
     ns = names("burst")
@@ -177,3 +181,37 @@ def test_a_write_burst_across_kill_9_loses_no_change(
         {(e["name"], e["resourceVersion"]) for e in leader.events()}
     print(f"events of the test's objects delivered by both leaders: {len(twice)} "
           f"(of {count * 4} changes)")
+
+
+def test_two_shards_of_two_replicas_deliver_each_object_from_exactly_one_shard(
+        kubectl: Kubectl, names: Callable[[str], str],
+        replicas: Callable[..., list[Replica]]) -> None:
+    ns = names("shards")
+    kubectl.apply(manifest(namespace(ns)))
+    started = replicas(ns, 4, shards=2)  # replicas 0 and 2 serve shard 0, 1 and 3 shard 1
+
+    def leaders_by_shard() -> dict[int, Replica] | None:
+        leading = {index % 2: r for index, r in enumerate(started) if r.leads()}
+        return leading if len(leading) == 2 and len(leaders(started)) == 2 else None
+
+    by_shard = eventually(leaders_by_shard, "a leader in each shard")
+    for index, leader in by_shard.items():
+        assert f"lease {ns}/faro-e2e-shard-{index}," in leader.readyz()
+    created = [configmap(f"cm-{n:02}", ns, "1") for n in range(30)]
+    kubectl.apply(manifest(*created))
+    wanted = {obj["metadata"]["name"] for obj in created}
+
+    def delivered() -> dict[str, list[str]]:
+        by_name: dict[str, list[str]] = {}
+        for replica in started:
+            for event in replica.events():
+                if event["name"] in wanted:
+                    by_name.setdefault(event["name"], []).append(replica.name)
+        return by_name
+
+    eventually(lambda: set(delivered()) == wanted, "every object delivered")
+    for name, by in delivered().items():
+        assert len(by) == 1, (name, by)  # one ADDED, from one replica
+        shard = zlib.crc32(f"{ns}/{name}".encode()) % 2
+        assert by == [by_shard[shard].name], (name, by, shard)
+    assert len({tuple(by) for by in delivered().values()}) == 2  # both shards had some

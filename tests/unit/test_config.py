@@ -26,6 +26,7 @@ from faro.config import (
     RESOURCE_KEYS,
     RESOURCE_RULE_KEYS,
     SCOPES,
+    SHARD_KEYS,
     Config,
     ConfigError,
     MetricsConfig,
@@ -33,6 +34,7 @@ from faro.config import (
     NormalizedConfig,
     ResourceConfig,
     ResourceRule,
+    ShardConfig,
     load_config,
 )
 from faro.errors import FaroError
@@ -581,7 +583,7 @@ def test_normalized_config_equality_and_hash_ignore_source() -> None:
 # ---------------------------------------------------------------------------------------------
 
 ALL_TOP = ("output_dir, log_level, auto_shutdown_sec, json_export, workers, max_retries, "
-           "unhealthy_after_sec, metrics, export, pending, namespaces, resources")
+           "unhealthy_after_sec, metrics, export, pending, shard, namespaces, resources")
 
 
 @pytest.mark.parametrize(("text", "path", "problem"), [
@@ -1147,7 +1149,8 @@ def test_resource_config_from_dict() -> None:
 def test_allowed_key_sets_follow_the_dataclasses() -> None:
     assert CONFIG_KEYS == ("output_dir", "log_level", "auto_shutdown_sec", "json_export",
                            "workers", "max_retries", "unhealthy_after_sec", "metrics",
-                           "export", "pending", "namespaces", "resources")
+                           "export", "pending", "shard", "namespaces", "resources")
+    assert SHARD_KEYS == ("index", "count")
     assert METRICS_KEYS == ("enabled", "port", "path", "bind_addr")
     assert EXPORT_KEYS == ("max_bytes", "backups", "fsync")
     assert PENDING_KEYS == ("max_events", "max_bytes", "max_events_per_informer",
@@ -1254,6 +1257,7 @@ resources:
                     "max_events_per_informer": 50_000,
                     "max_bytes_per_informer": 28 * 1024 * 1024,
                     "unready_after_sec": 60, "stuck_handler_sec": 60},
+        "shard": {"index": 0, "count": 1},
         "namespaces": [{"name_selector": "prod",
                         "resources": {"v1/pods": {"label_selector": "app = web"},
                                       "v1/services": {}}}],
@@ -1348,3 +1352,25 @@ def test_object_name_selector_means_the_same_exact_or_pattern(name: str) -> None
     else:
         assert only.name_pattern == name
         assert only.matches_name(name) == (re.fullmatch(name, name) is not None)
+
+
+@pytest.mark.parametrize(("shard", "message"), [
+    ({"index": 2, "count": 2}, "shard.index: must be less than shard.count (2): shards are "
+                               "numbered from 0, got 2"),
+    ({"index": -1}, "shard.index: must not be negative, got -1"),
+    ({"count": 0}, "shard.count: must be at least 1, got 0"),
+    ({"idx": 1}, "shard.idx: unknown key 'idx'; did you mean 'index'? (allowed keys: index, "
+                 "count)"),
+    ("two", "shard: expected a mapping, got the string 'two'"),
+])
+def test_a_bad_shard_section_is_refused_naming_the_key(shard: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict({"shard": shard, "resources": [{"gvr": "v1/pods"}]})
+    assert str(info.value) == f"<dict>: {message}"
+
+
+def test_the_shard_section() -> None:
+    config = Config.from_yaml("shard: {index: 1, count: 3}\nresources: [{gvr: v1/pods}]\n")
+    assert config.shard == ShardConfig(index=1, count=3)
+    assert Config.from_dict(config.to_dict()) == config
+    assert Config.from_dict({"resources": [{"gvr": "v1/pods"}]}).shard == ShardConfig(0, 1)
