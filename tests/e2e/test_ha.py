@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import signal
 import time
-import zlib
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
