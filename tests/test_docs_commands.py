@@ -71,8 +71,9 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ("docs/operator.md", "kubectl -n faro-system port-forward"):
         "port-forwards to the running operator pod",
     ("docs/operator.md", "kubectl auth can-i"):
-        "asks a cluster with the operator's RBAC applied; tests/test_deploy.py checks the "
-        "same permissions with SubjectAccessReviews against the real server",
+        "asks a cluster with the operator's RBAC applied (the simulator stores RBAC objects "
+        "without authorizing); tests/test_deploy.py evaluates the same rules as RBAC's "
+        "authorizer does",
     ("docs/operator.md", "kubectl delete -k deploy/operator"):
         "removes the operator deployed by the blocks above",
 }
