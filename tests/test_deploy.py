@@ -14,7 +14,12 @@ What a user of the manifests relies on:
   parser), is locked down, and its probes and ports agree with the configuration;
 * the Dockerfile runs ``faro run --config /etc/faro/config.yaml`` as the user the Deployment
   expects;
-* the built manifests apply cleanly with kubectl to the simulator (or FARO_E2E_KUBECONFIG).
+* deploy/sharded builds deploy/operator's objects with two StatefulSets instead of the
+  Deployment: pods faro-a-I and faro-b-I serve shard I (their arguments, with the pod's index
+  from the downward API, parse as ``--shards N --shard-index I --leader-elect``), compete for
+  the same Lease, and the Role names exactly every shard's Lease;
+* the built manifests of both apply cleanly with kubectl to the simulator (or
+  FARO_E2E_KUBECONFIG).
 
 Tests marked ``kubectl`` run the kubectl binary; the others read the YAML files directly.
 """
@@ -40,6 +45,7 @@ from tests.integration.kube import Kubectl, real_cluster, target_kubeconfig, uni
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = ROOT / "deploy" / "operator"
+SHARDED = ROOT / "deploy" / "sharded"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
@@ -236,7 +242,7 @@ def config(objects: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFacto
 # ------------------------------------------------------------------------------- kustomize
 
 
-@pytest.mark.parametrize("directory", [OPERATOR], ids=lambda path: path.name)
+@pytest.mark.parametrize("directory", [OPERATOR, SHARDED], ids=lambda path: path.name)
 def test_every_manifest_file_is_in_the_kustomization(directory: Path) -> None:
     listed = {name for name in kustomization(directory)["resources"]
               if not name.startswith("../")}
@@ -288,14 +294,14 @@ def test_the_schema_validator_rejects_a_broken_manifest() -> None:
         kubernetes_validate.validate(typo, KUBERNETES_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("obj", source_objects(),
+@pytest.mark.parametrize("obj", source_objects() + source_objects(SHARDED),
                          ids=lambda obj: "/".join(ref(obj)[:2]))
 def test_each_manifest_validates_against_the_kubernetes_schema(obj: dict[str, Any]) -> None:
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
 @pytest.mark.kubectl
-@pytest.mark.parametrize("directory", [OPERATOR], ids=lambda path: path.name)
+@pytest.mark.parametrize("directory", [OPERATOR, SHARDED], ids=lambda path: path.name)
 def test_the_built_manifests_validate_against_the_kubernetes_schema(directory: Path) -> None:
     for obj in kustomize_build(directory):
         try:
@@ -561,6 +567,139 @@ def test_the_dockerfile_copies_files_that_exist_and_are_not_docker_ignored() -> 
                 assert source not in ignored, source
 
 
+# ------------------------------------------------------------------------------- sharded
+
+SHARD_SETS = ("faro-a", "faro-b")
+POD_INDEX_FIELD = "metadata.labels['apps.kubernetes.io/pod-index']"
+EXPECTED_SHARDED = (
+    {obj for obj in EXPECTED_OBJECTS if obj[0] != "Deployment"}
+    | {("Service", "faro-shards", NAMESPACE)}
+    | {("StatefulSet", name, NAMESPACE) for name in SHARD_SETS})
+
+
+def shard_lease(index: int, lease: str = LEASE) -> str:
+    """The Lease of shard ``index``: ``<lease>-shard-<index>``."""
+    return f"{lease}-shard-{index}"
+
+
+@pytest.fixture(scope="module")
+def sharded() -> list[dict[str, Any]]:
+    """deploy/sharded as ``kubectl kustomize`` builds it (for tests marked kubectl)."""
+    return kustomize_build(SHARDED)
+
+
+def statefulsets(built: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {obj["metadata"]["name"]: obj for obj in built if obj["kind"] == "StatefulSet"}
+
+
+def shards_of(statefulset: dict[str, Any]) -> int:
+    """The number of shards its pods are told (``--shards N``)."""
+    args = statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
+    return int(args[args.index("--shards") + 1])
+
+
+@pytest.mark.kubectl
+def test_the_sharded_kustomization_is_the_operator_with_statefulsets(
+        sharded: list[dict[str, Any]]) -> None:
+    assert sorted(map(ref, sharded), key=str) == sorted(EXPECTED_SHARDED, key=str)
+    assert kustomization(SHARDED)["resources"][0] == "../operator"
+    for obj in sharded:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == NAME, ref(obj)
+        assert labels["app.kubernetes.io/part-of"] == "faro", ref(obj)
+    # What is not the StatefulSets' is deploy/operator's, unchanged but for the Role's names.
+    operator = {ref(obj): obj for obj in kustomize_build()}
+    for obj in sharded:
+        if ref(obj) in operator and obj["kind"] != "Role":
+            assert obj == operator[ref(obj)], ref(obj)
+
+
+@pytest.mark.kubectl
+def test_each_statefulset_runs_one_pod_per_shard_as_the_operator_runs_faro(
+        sharded: list[dict[str, Any]]) -> None:
+    """Pod and container as the operator's (security, probes, volumes, image), with one pod
+    per shard told its shard from its ordinal, and the lease identity of the Deployment."""
+    deployment = one(kustomize_build(), "Deployment")
+    want_pod = deployment["spec"]["template"]["spec"]
+    sets = statefulsets(sharded)
+    assert sorted(sets) == list(SHARD_SETS)
+    shards = {shards_of(sts) for sts in sets.values()}
+    assert len(shards) == 1, "both StatefulSets must split into the same number of shards"
+    (count,) = shards
+    assert count >= 2
+    services = {obj["metadata"]["name"]: obj for obj in sharded if obj["kind"] == "Service"}
+    for name, sts in sets.items():
+        spec = sts["spec"]
+        assert spec["replicas"] == count, f"{name}: one pod per shard (replicas = --shards)"
+        assert spec["podManagementPolicy"] == "Parallel"
+        template = spec["template"]
+        assert spec["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+        assert spec["selector"]["matchLabels"]["app.kubernetes.io/instance"] == name
+        governing = services[spec["serviceName"]]
+        assert governing["spec"]["clusterIP"] == "None"
+        for service in services.values():  # the metrics Service scrapes every shard's pods
+            assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+        pod = template["spec"]
+        (main,) = pod["containers"]
+        (want_main,) = want_pod["containers"]
+        assert {k: v for k, v in pod.items() if k != "containers"} == \
+            {k: v for k, v in want_pod.items() if k != "containers"}, name
+        assert {k: v for k, v in main.items() if k not in ("args", "env")} == \
+            {k: v for k, v in want_main.items() if k not in ("args", "env")}, name
+        assert main["args"] == ["run", "--config", CONFIG_PATH, "--shards", str(count),
+                                "--shard-index", "$(POD_INDEX)", "--leader-elect"]
+        assert downward_env(main) == {"POD_INDEX": POD_INDEX_FIELD, **downward_env(want_main)}
+    # The StatefulSets' selectors do not overlap: each owns its pods.
+    a, b = (sets[name]["spec"]["selector"]["matchLabels"] for name in SHARD_SETS)
+    assert a != b and not (a.items() <= sets["faro-b"]["spec"]["template"]["metadata"][
+        "labels"].items())
+
+
+@pytest.mark.kubectl
+def test_pods_a_i_and_b_i_parse_as_shard_i_and_compete_for_its_lease(
+        sharded: list[dict[str, Any]]) -> None:
+    """Every pod's arguments, as its kubelet expands them (POD_INDEX = the pod's ordinal),
+    parse with faro's own parser as shard I of N with leader election; each shard has two
+    pods, one per StatefulSet, and one Lease."""
+    served: dict[int, list[str]] = {}
+    for name, sts in statefulsets(sharded).items():
+        main = sts["spec"]["template"]["spec"]["containers"][0]
+        for ordinal in range(sts["spec"]["replicas"]):
+            pod = f"{name}-{ordinal}"
+            env = {"POD_INDEX": str(ordinal), "POD_NAME": pod, "POD_NAMESPACE": NAMESPACE}
+            args = expand(main["args"], env)
+            assert "$(" not in " ".join(args), args
+            parsed = parse_run(args)
+            assert (parsed.shards, parsed.shard_index, parsed.leader_elect) == \
+                (shards_of(sts), ordinal, True), pod
+            assert parsed.config == CONFIG_PATH
+            served.setdefault(parsed.shard_index, []).append(pod)
+    count = shards_of(next(iter(statefulsets(sharded).values())))
+    assert served == {index: [f"{name}-{index}" for name in SHARD_SETS]
+                      for index in range(count)}
+
+
+@pytest.mark.kubectl
+def test_the_sharded_role_names_every_shards_lease(
+        sharded: list[dict[str, Any]]) -> None:
+    count = shards_of(next(iter(statefulsets(sharded).values())))
+    role = one(sharded, "Role")
+    assert_election_role_is_minimal(role, [shard_lease(index) for index in range(count)])
+    assert not rbac_allows(role["rules"], "get", *LEASES, LEASE)  # the unsharded Lease
+    binding = one(sharded, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
+    clusterrole = one(sharded, "ClusterRole")
+    assert clusterrole == one(kustomize_build(), "ClusterRole")      # still read-only
+
+
+def test_expand_replaces_variables_as_the_kubelet_does() -> None:
+    env = {"POD_INDEX": "1"}
+    assert expand(["--shard-index", "$(POD_INDEX)", "$$(POD_INDEX)", "$(UNSET)", "a$(POD_INDEX)b"],
+                  env) == ["--shard-index", "1", "$(POD_INDEX)", "$(UNSET)", "a1b"]
+
+
 # --------------------------------------------------------------------- apply with kubectl
 
 
@@ -615,7 +754,7 @@ def workload(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 @pytest.mark.kubectl
 @pytest.mark.cluster
-@pytest.mark.parametrize("directory", [OPERATOR], ids=lambda path: path.name)
+@pytest.mark.parametrize("directory", [OPERATOR, SHARDED], ids=lambda path: path.name)
 def test_the_built_manifests_apply_cleanly_and_delete(kubectl: Kubectl, directory: Path) -> None:
     namespace = unique("faro-deploy")
     objects = isolate(kustomize_build(directory), namespace,

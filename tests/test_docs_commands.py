@@ -74,6 +74,11 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "asks a cluster with the operator's RBAC applied (the simulator stores RBAC objects "
         "without authorizing); tests/test_deploy.py evaluates the same rules as RBAC's "
         "authorizer does",
+    ("docs/operator.md", "kubectl kustomize deploy/sharded"):
+        "applies the sharded variant, whose StatefulSets need nodes that run the image; "
+        "tests/test_deploy.py builds deploy/sharded and applies it to both servers",
+    ("docs/operator.md", "kubectl -n faro-system rollout restart statefulset"):
+        "restarts the sharded variant's StatefulSets (needs them running on nodes)",
     ("docs/operator.md", "kubectl delete -k deploy/operator"):
         "removes the operator deployed by the blocks above",
 }
