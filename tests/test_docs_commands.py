@@ -81,6 +81,14 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "restarts the sharded variant's StatefulSets (needs them running on nodes)",
     ("docs/operator.md", "kubectl delete -k deploy/operator"):
         "removes the operator deployed by the blocks above",
+    ("docs/operations.md", "kubectl -n monitoring create configmap faro-dashboard"):
+        "needs a Grafana that loads dashboards from labelled ConfigMaps (kube-prometheus-stack); "
+        "tests/test_deploy_monitoring.py checks the dashboard",
+    ("docs/operations.md", "kubectl apply -f deploy/prometheus/faro-rules.yaml"):
+        "needs the Prometheus Operator's CRDs; tests/test_deploy_monitoring.py checks the rules",
+    ("docs/operations.md", "python3 -c 'import sys, yaml;"):
+        "needs promtool; tests/test_deploy_monitoring.py runs the same promtool commands "
+        "(skipped without promtool)",
 }
 """Blocks not run here, by (document, the block's first command), with the reason."""
 
