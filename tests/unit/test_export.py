@@ -6,6 +6,7 @@ Everything runs on real files under ``tmp_path``; events are built directly.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import pytest
 
 from faro.config import Config, ExportConfig, ResourceConfig
 from faro.events import EventType, MatchedEvent
-from faro.export import LAST_APPLIED_ANNOTATION, EventExporter, event_record
+from faro.export import LAST_APPLIED_ANNOTATION, EventExporter, StreamExporter, event_record
 from faro.testing import FakeClock
 
 CONFIG = ResourceConfig("v1/configmaps").normalize()[0]
@@ -779,3 +780,97 @@ def test_file_names_come_from_the_clock_and_sort_by_creation_time(tmp_path: Path
         "events-20260101-000000_0003.json", "events-20260101-000001.json",
         "events-20260101-000001_0002.json"]
     assert sorted(p.name for p in tmp_path.glob("events-*.json")) == [p.name for p in paths]
+
+
+# ------------------------------------------------------------------------- StreamExporter
+
+
+def test_the_stream_exporter_writes_the_lines_the_file_gets(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Standard output by default (as it is when the exporter is made), the very lines the
+    event file holds."""
+    events = [make_event("web", labels={"app": "wéb"}), make_event("db", rv="7", uid="u-2"),
+              make_event("node-1", namespace="", is_initial=True)]
+    with EventExporter(tmp_path) as file_exporter, StreamExporter() as stream_exporter:
+        assert stream_exporter.name == "standard output"
+        for event in events:
+            assert file_exporter.export(event)
+            assert stream_exporter.export(event)
+    assert capsys.readouterr().out.encode() == file_exporter.path.read_bytes()
+    assert (stream_exporter.errors, stream_exporter.broken) == (0, False)
+
+
+def test_the_stream_exporter_writes_whole_lines_through_a_pipe_from_many_threads() -> None:
+    """Batches from 8 threads, most larger than a pipe's buffer (so written in several
+    pieces while the reader drains it): every line arrives whole, once; what was written to
+    the stream itself before comes first."""
+    read_end, write_end = os.pipe()
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(_read_all(read_end)))
+    reader.start()
+    with os.fdopen(write_end, "w") as stream:
+        stream.write("written before\n")  # buffered in the stream: must be flushed first
+        exporter = StreamExporter(stream)
+
+        def write(thread: int) -> None:
+            for batch in range(20):
+                lines = [orjson.dumps(event_record(make_event(
+                    f"t{thread}-b{batch}-{number}", labels={"pad": "x" * (number * 97)})))
+                    + b"\n" for number in range(40)]
+                assert exporter.write_lines(lines) == len(lines)
+
+        threads = [threading.Thread(target=write, args=(thread,)) for thread in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        exporter.close()
+    reader.join()
+    first, *rest = received[0].split(b"\n")
+    assert first == b"written before"
+    assert rest[-1] == b""  # the output ends with a whole line
+    names = [orjson.loads(line)["name"] for line in rest[:-1]]
+    assert sorted(names) == sorted(f"t{thread}-b{batch}-{number}" for thread in range(8)
+                                   for batch in range(20) for number in range(40))
+    assert exporter.errors == 0
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    with os.fdopen(fd, "rb") as stream:
+        while chunk := stream.read(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_closed_reader_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="faro.export")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `faro run --output stdout | head` once head has ended
+    with os.fdopen(write_end, "w") as stream:
+        exporter = StreamExporter(stream)
+        lines = [orjson.dumps(event_record(make_event(f"cm-{n}"))) + b"\n" for n in range(3)]
+        assert exporter.write_lines(lines) == 0
+        assert exporter.write_lines(lines[:1]) == 0
+        assert (exporter.errors, exporter.broken) == (4, True)
+        errors = [r.getMessage() for r in export_records(caplog) if r.levelno == logging.ERROR]
+        assert len(errors) == 1, errors
+        assert "Broken pipe" in errors[0] and "its reader closed it" in errors[0]
+        exporter.close()
+    assert "closed while writing failed; 4 events were not exported" in warnings_of(caplog)[0]
+
+
+def test_a_stream_without_a_descriptor_gets_text_and_a_closed_one_counts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    stream = io.StringIO()
+    exporter = StreamExporter(stream)
+    event = make_event(labels={"app": "wéb"})
+    assert exporter.export(event)
+    assert stream.getvalue() == orjson.dumps(event_record(event)).decode() + "\n"
+    stream.close()
+    assert not exporter.export(event)
+    assert (exporter.errors, exporter.broken) == (1, False)
+    exporter.close()
+    exporter.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        exporter.export(event)
