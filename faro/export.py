@@ -61,6 +61,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -549,11 +550,14 @@ class StreamExporter:
 
     Whole lines: :meth:`write_lines` hands a batch over in one ``os.write`` to the stream's
     file descriptor (after flushing what was written to the stream itself, so the order
-    holds), and writes the rest of a short write before it returns; batches are written one
-    at a time. So no other batch of faro's ever lands inside a line. (A process killed in
-    the middle of a write larger than a pipe's buffer can leave the last line cut; the
-    controller's batches are at most 0.1 s of lines.) A stream without a descriptor (a
-    ``StringIO``) is written as text.
+    holds), and writes the rest of a short write before it returns (waiting for a
+    non-blocking descriptor to take more); batches are written one at a time. So no other
+    batch of faro's ever lands inside a line. When a write fails in the middle of a line
+    (a full disk under a redirected stdout), the rest of that line is written first with the
+    next batch, so the stream goes on with whole lines. (A process killed in the middle of a
+    write larger than a pipe's buffer can leave the last line cut; the controller's batches
+    are at most 0.1 s of lines.) A stream without a descriptor (a ``StringIO``) is written
+    as text.
 
     Failures never reach the caller, as with :class:`EventExporter`: a line that cannot be
     written is counted in :attr:`errors`, the first failure of a series is logged at ERROR on
@@ -573,6 +577,7 @@ class StreamExporter:
         self._lock = threading.Lock()
         self._closed = False
         self._failing = 0
+        self._tail = b""  # the rest of a line a failed write cut: written first, next time
         try:
             self._fd: int | None = self._stream.fileno()
         except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
@@ -595,11 +600,18 @@ class StreamExporter:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"the event exporter to {self.name} is closed")
-            done, error = self._write(block)
+            tail = len(self._tail)
+            data = self._tail + block if tail else block
+            done, error = self._write(data)
             if error is not None:
-                lost = len(lines) - block.count(b"\n", 0, done)
-                self._failed(error, lost)
-                return len(lines) - lost
+                # The line the error cut is finished with the next batch; this batch's lines
+                # written whole are the newlines past the old tail.
+                at_line_start = data[done - 1:done] == b"\n" if done else not tail
+                self._tail = b"" if at_line_start else data[done:data.index(b"\n", done) + 1]
+                whole = block.count(b"\n", 0, done - tail) if done > tail else 0
+                self._failed(error, len(lines) - whole)
+                return whole
+            self._tail = b""
             if self._failing:
                 logger.info("event export to %s: writing works again; %d events were not "
                             "exported", self.name, self._failing)
@@ -619,7 +631,11 @@ class StreamExporter:
                 return len(block), None
             view = memoryview(block)
             while done < len(block):
-                written = os.write(fd, view[done:])
+                try:
+                    written = os.write(fd, view[done:])
+                except BlockingIOError:  # a non-blocking descriptor that is full: wait
+                    select.select([], [fd], [])
+                    continue
                 if written <= 0:
                     raise OSError(errno.EIO, "the write made no progress")
                 done += written

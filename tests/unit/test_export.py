@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -802,9 +804,11 @@ def test_the_stream_exporter_writes_the_lines_the_file_gets(
 
 def test_the_stream_exporter_writes_whole_lines_through_a_pipe_from_many_threads() -> None:
     """Batches from 8 threads, most larger than a pipe's buffer (so written in several
-    pieces while the reader drains it): every line arrives whole, once; what was written to
+    pieces while the reader drains it, the descriptor non-blocking as some runtimes leave
+    it: the exporter waits for room): every line arrives whole, once; what was written to
     the stream itself before comes first."""
     read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(_read_all(read_end)))
     reader.start()
@@ -874,3 +878,40 @@ def test_a_stream_without_a_descriptor_gets_text_and_a_closed_one_counts(
     exporter.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         exporter.export(event)
+
+
+STREAM_CHILD = """
+import os, resource, sys
+import orjson
+from faro.export import StreamExporter
+
+def line(name):
+    return orjson.dumps({"name": name, "pad": "x" * 380}) + b"\\n"
+
+exporter = StreamExporter()  # stdout: a file, limited to 1000 bytes
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+first = exporter.write_lines([line("a"), line("b"), line("c")])  # c is cut at byte 1000
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+second = exporter.write_lines([line("d"), line("e")])
+print(first, second, exporter.errors, file=sys.stderr)
+"""
+
+
+def test_a_line_a_failed_write_cut_is_finished_before_the_next_batch(tmp_path: Path) -> None:
+    """Standard output redirected to a file that stops growing in the middle of a line (a
+    file-size limit here, a full disk elsewhere): the rest of the cut line comes first with
+    the next batch, so the file holds whole lines only."""
+    out = tmp_path / "events.jsonl"
+    with out.open("wb") as stdout:
+        done = subprocess.run([sys.executable, "-c", STREAM_CHILD], stdout=stdout,
+                              capture_output=False, stderr=subprocess.PIPE, text=True,
+                              timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    *logged, counts = done.stderr.splitlines()
+    assert counts == "2 2 1"  # c was counted lost when it was cut
+    assert "File too large" in logged[0]
+    data = out.read_bytes()
+    assert data.endswith(b"\n")
+    assert [orjson.loads(line)["name"] for line in data.splitlines()] == ["a", "b", "c", "d",
+                                                                         "e"]
