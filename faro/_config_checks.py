@@ -44,6 +44,7 @@ from faro._selectors import (
 )
 from faro.config import (
     EXPORT_KEYS,
+    EXPORT_OUTPUTS,
     LOG_LEVELS,
     METRICS_KEYS,
     NAMESPACE_KEYS,
@@ -268,6 +269,15 @@ def _log_level(value: object, path: str) -> str:
     return level
 
 
+def _export_output(value: object, path: str) -> str:
+    output = _required_string(value, path, "where the event lines go")
+    if output not in EXPORT_OUTPUTS:
+        suggestion = _suggest(output.lower(), EXPORT_OUTPUTS)
+        raise _Invalid(path, f"unknown output {value!r}{suggestion} "
+                             f"(allowed: {', '.join(EXPORT_OUTPUTS)})")
+    return output
+
+
 def _url_path(value: object, path: str) -> str:
     url_path = _required_string(value, path, "a URL path")
     if not url_path.startswith("/"):
@@ -312,6 +322,7 @@ def _count(value: object, path: str) -> int:
 
 
 _EXPORT_CHECKS: Final[dict[str, _Check]] = {
+    "output": _export_output,
     "max_bytes": _count,
     "backups": lambda v, p: _integer(v, p, 0, cap=BACKUPS_MAX),
     "fsync": _boolean,

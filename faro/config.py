@@ -44,6 +44,7 @@ from faro.gvr import GroupVersionResource
 __all__ = [
     "CONFIG_KEYS",
     "EXPORT_KEYS",
+    "EXPORT_OUTPUTS",
     "LOG_LEVELS",
     "METRICS_KEYS",
     "NAMESPACE_KEYS",
@@ -117,6 +118,9 @@ def _singles(error: ConfigError) -> list[ConfigError]:
 LOG_LEVELS: Final[tuple[str, ...]] = ("debug", "info", "warning", "error", "fatal")
 """Accepted ``log_level`` values (input is case-insensitive)."""
 
+EXPORT_OUTPUTS: Final[tuple[str, ...]] = ("file", "stdout")
+"""Accepted ``export.output`` values: where the JSON event lines of ``json_export: true`` go."""
+
 SCOPES: Final[tuple[str, ...]] = ("Namespaced", "Cluster")
 """Accepted ``scope`` values of a resource-centric entry, spelt canonically. Input is
 case-insensitive (the Go original's files write ``scope: cluster``) and stored canonically."""
@@ -146,14 +150,18 @@ class MetricsConfig:
 
 @dataclass(frozen=True, slots=True)
 class ExportConfig:
-    """The ``export:`` section: how the JSON event file (``json_export: true``) is written.
+    """The ``export:`` section: where and how the JSON event lines (``json_export: true``) are
+    written.
 
+    ``output``: ``file`` (the event file in ``output_dir``) or ``stdout`` (standard output,
+    for a log collector; the other settings are the file's and do not apply to it);
     ``max_bytes``: rotate the file when the next line would make it larger (0: never);
     ``backups``: rotated files kept (``events-....json.1`` is the newest); ``fsync``: also
     sync each line to disk (every line is always flushed to the OS, which survives a crash
     of faro but not of the machine).
     """
 
+    output: str = "file"
     max_bytes: int = 100 * 1024 * 1024
     backups: int = 5
     fsync: bool = False

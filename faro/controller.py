@@ -68,7 +68,7 @@ from faro.client import KubernetesClient
 from faro.clock import Clock, RealClock
 from faro.config import Config, ConfigError, NormalizedConfig, ResourceConfig
 from faro.events import EventHandler, HandlerFunc, JSONMiddleware, MatchedEvent, MiddlewareFunc
-from faro.export import EventExporter, event_record
+from faro.export import EventExporter, StreamExporter, event_record
 from faro.leaderelection import LeaderElectionConfig, LeaderElector
 from faro.logs import info_writer
 from faro.metrics import ControllerMetrics, PendingStats
@@ -265,7 +265,8 @@ class Controller:
         """The JSON event file (``json_export: true``), once :meth:`start` opened it.
 
         It stays set after :meth:`stop`. Rotated files sit beside it (``.1``, ``.2``...);
-        docs/export.md describes a line.
+        docs/export.md describes a line. None with ``export.output: stdout`` (the lines go
+        to standard output).
         """
         return self._export.path
 
@@ -816,10 +817,12 @@ def _stop_together(informers: list[SharedInformer], remaining: Callable[[], floa
 
 
 class _JSONExport:
-    """The delivery observer writing each event to the JSON event file (``json_export``).
+    """The delivery observer writing each event to the JSON event file (``json_export``), or
+    to standard output (``export.output: stdout``).
 
-    :meth:`open` (at start) opens the file when the configuration asks for one;
-    :meth:`close` (at stop) closes it and keeps its :attr:`path`. Workers only make the line;
+    :meth:`open` (at start) opens the file when the configuration asks for one (or takes
+    standard output); :meth:`close` (at stop) closes it and keeps its :attr:`path`. Workers
+    only make the line;
     a :class:`~faro._batch.LineBatcher` writes the lines in batches, at most 0.1 s after
     they were made (and all of them at close), so a crash loses at most that much and never
     part of a line. A line that cannot be written is counted (``faro_export_errors_total``);
@@ -830,7 +833,7 @@ class _JSONExport:
         self._config = config
         self._metrics = metrics
         self._clock = clock
-        self._exporter: EventExporter | None = None
+        self._exporter: EventExporter | StreamExporter | None = None
         self._batcher: LineBatcher[bytes] | None = None
         self._closed_path: Path | None = None
 
@@ -838,16 +841,22 @@ class _JSONExport:
     def path(self) -> Path | None:
         """The file written to (while open) or last written to (after close), else None."""
         exporter = self._exporter
-        return exporter.path if exporter is not None else self._closed_path
+        if isinstance(exporter, EventExporter):
+            return exporter.path
+        return self._closed_path
 
     def open(self) -> None:
-        if self._config.json_export:
-            exporter = self._exporter = EventExporter.from_config(self._config,
-                                                                  clock=self._clock)
-            self._batcher = LineBatcher(lambda lines: self._write(exporter, lines),
-                                        name="export")
+        if not self._config.json_export:
+            return
+        exporter: EventExporter | StreamExporter
+        if self._config.export.output == "stdout":
+            exporter = StreamExporter()
+        else:
+            exporter = EventExporter.from_config(self._config, clock=self._clock)
+        self._exporter = exporter
+        self._batcher = LineBatcher(lambda lines: self._write(exporter, lines), name="export")
 
-    def _write(self, exporter: EventExporter, lines: list[bytes]) -> None:
+    def _write(self, exporter: EventExporter | StreamExporter, lines: list[bytes]) -> None:
         for _ in range(len(lines) - exporter.write_lines(lines)):
             self._metrics.count_export_error()
 
@@ -861,8 +870,9 @@ class _JSONExport:
         if batcher is not None:
             batcher.close()  # every line made so far is written
         exporter, self._exporter = self._exporter, None
-        if exporter is not None:
+        if isinstance(exporter, EventExporter):
             self._closed_path = exporter.path
+        if exporter is not None:
             exporter.close()
 
 

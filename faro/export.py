@@ -44,6 +44,11 @@ The contract:
   when writing works again. If the file is deleted or renamed while faro writes it, the next
   event notices and continues in a new file under the same name, or under a new name when
   another file took it (a WARNING says so).
+* **Standard output.** With ``export.output: stdout`` the controller writes the same lines to
+  standard output instead, through a :class:`StreamExporter` (for the log collectors that
+  ship containers' output): batched the same way, each batch handed over whole (the rest of
+  a short write follows at once, before any other batch), no file, no rotation. A line that
+  cannot be written (the reader closed the pipe) is counted and logged as above.
 * **No secret material.** A line holds the event's type, resource, identity, labels and
   annotations, never the object's body (no ``data``, ``spec`` or ``status``). For Secrets
   (``v1/secrets``) the ``kubectl.kubernetes.io/last-applied-configuration`` annotation, which
@@ -56,12 +61,14 @@ import contextlib
 import errno
 import logging
 import os
+import select
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
@@ -75,6 +82,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LAST_APPLIED_ANNOTATION",
     "EventExporter",
+    "StreamExporter",
     "event_record",
 ]
 
@@ -525,3 +533,148 @@ class EventExporter:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<EventExporter {str(self._path)!r} {state}, {self.errors} errors>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Standard output
+# ---------------------------------------------------------------------------------------------
+
+
+class StreamExporter:
+    """Writes event lines to a stream: standard output (``export.output: stdout``) by default.
+
+    The counterpart of :class:`EventExporter` for a log collector that ships a container's
+    output: the same lines (:func:`event_record`, one JSON object and a newline each), no
+    file, no rotation. ``stream`` is ``sys.stdout`` as it is when the exporter is made,
+    unless given; the exporter never closes it.
+
+    Whole lines: :meth:`write_lines` hands a batch over in one ``os.write`` to the stream's
+    file descriptor (after flushing what was written to the stream itself, so the order
+    holds), and writes the rest of a short write before it returns (waiting for a
+    non-blocking descriptor to take more); batches are written one at a time. So no other
+    batch of faro's ever lands inside a line. When a write fails in the middle of a line
+    (a full disk under a redirected stdout), the rest of that line is written first with the
+    next batch, so the stream goes on with whole lines. (A process killed in the middle of a
+    write larger than a pipe's buffer can leave the last line cut; the controller's batches
+    are at most 0.1 s of lines.) A stream without a descriptor (a ``StringIO``) is written
+    as text.
+
+    Failures never reach the caller, as with :class:`EventExporter`: a line that cannot be
+    written is counted in :attr:`errors`, the first failure of a series is logged at ERROR on
+    ``faro.export``, and an INFO line says when writing works again. :attr:`broken` is true
+    once the reader closed the stream (EPIPE: nothing written after that arrives).
+    Thread-safe.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream: TextIO = stream if stream is not None else sys.stdout
+        self.name = "standard output" if stream is None else repr(self._stream)
+        """How the log names the stream."""
+        self.errors = 0
+        """Events not exported because writing failed."""
+        self.broken = False
+        """True once a write found the stream closed by its reader (a broken pipe)."""
+        self._lock = threading.Lock()
+        self._closed = False
+        self._failing = 0
+        self._tail = b""  # the rest of a line a failed write cut: written first, next time
+        try:
+            self._fd: int | None = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+            self._fd = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def export(self, event: MatchedEvent) -> bool:
+        """Write ``event``'s line; True once it is written. Raises RuntimeError after
+        :meth:`close`."""
+        return self.write_lines([orjson.dumps(event_record(event)) + b"\n"]) == 1
+
+    def write_lines(self, lines: Sequence[bytes]) -> int:
+        """Write ``lines`` (each one :func:`event_record` line ending in a newline) in one
+        write; returns how many were written whole. Raises RuntimeError after :meth:`close`."""
+        block = b"".join(lines)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the event exporter to {self.name} is closed")
+            tail = len(self._tail)
+            data = self._tail + block if tail else block
+            done, error = self._write(data)
+            if error is not None:
+                # The line the error cut is finished with the next batch; this batch's lines
+                # written whole are the newlines past the old tail.
+                at_line_start = data[done - 1:done] == b"\n" if done else not tail
+                self._tail = b"" if at_line_start else data[done:data.index(b"\n", done) + 1]
+                whole = block.count(b"\n", 0, done - tail) if done > tail else 0
+                self._failed(error, len(lines) - whole)
+                return whole
+            self._tail = b""
+            if self._failing:
+                logger.info("event export to %s: writing works again; %d events were not "
+                            "exported", self.name, self._failing)
+                self._failing = 0
+            return len(lines)
+
+    def _write(self, block: bytes) -> tuple[int, OSError | None]:
+        """Write ``block`` whole (lock held): the bytes written, and the error that stopped
+        the write (None when it is all written)."""
+        done = 0
+        try:
+            self._stream.flush()  # what was written to the stream itself comes first
+            fd = self._fd
+            if fd is None:
+                self._stream.write(block.decode("utf-8"))
+                self._stream.flush()
+                return len(block), None
+            view = memoryview(block)
+            while done < len(block):
+                try:
+                    written = os.write(fd, view[done:])
+                except BlockingIOError:  # a non-blocking descriptor that is full: wait
+                    select.select([], [fd], [])
+                    continue
+                if written <= 0:
+                    raise OSError(errno.EIO, "the write made no progress")
+                done += written
+        except OSError as exc:
+            return done, exc
+        except ValueError as exc:  # a closed stream object
+            return done, OSError(errno.EBADF, str(exc))
+        return done, None
+
+    def _failed(self, exc: OSError, lost: int) -> None:
+        """Count the lost lines; log the first failure of a series (lock held)."""
+        self.errors += lost
+        if exc.errno == errno.EPIPE:
+            self.broken = True
+        if not self._failing:
+            why = " (its reader closed it)" if exc.errno == errno.EPIPE else ""
+            logger.error("event export to %s: cannot write: %s%s; events are not exported "
+                         "until writing works again (tried again with each batch)", self.name,
+                         exc, why)
+        self._failing += lost
+
+    def close(self) -> None:
+        """Stop writing (the stream stays open); :meth:`write_lines` raises RuntimeError from
+        now on. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._failing:
+            logger.warning("event export to %s: closed while writing failed; %d events were "
+                           "not exported", self.name, self._failing)
+
+    def __enter__(self) -> StreamExporter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<StreamExporter {self.name} {state}, {self.errors} errors>"

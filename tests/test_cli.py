@@ -496,7 +496,7 @@ def test_run_help_lists_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
         main(["run", "-h"])
     text = capsys.readouterr().out
     for flag in ("--config", "--output-dir", "--log-level", "--auto-shutdown", "--kubeconfig",
-                 "--context", "--metrics-port", "--json-export", "--no-json-export"):
+                 "--context", "--metrics-port", "--json-export", "--no-json-export", "--output"):
         assert flag in text
 
 
@@ -506,6 +506,7 @@ def test_run_help_lists_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
     (["-log-level", "debug", "-output-dir", "d", "-config", "f"],
      ["run", "--log-level", "debug", "--output-dir", "d", "--config", "f"]),
     (["run", "-config=f", "-kubeconfig", "k"], ["run", "--config=f", "--kubeconfig", "k"]),
+    (["-config=f", "-output=stdout"], ["run", "--config=f", "--output=stdout"]),
     (["run", "--config", "-", "--", "-config"], ["run", "--config", "-", "--", "-config"]),
     (["-h"], ["-h"]),
     (["--version"], ["--version"]),
@@ -538,6 +539,10 @@ def test_bare_and_go_style_arguments_mean_faro_run(argv: list[str],
     (["--config", "{config}", "--metrics-port", "70000"],
      "argument --metrics-port: must be between 0 and 65535, got 70000"),
     (["--config", "{config}", "--output-dir", ""], "argument --output-dir: must not be empty"),
+    (["--config", "{config}", "--output", "stderr"],
+     "argument --output: invalid choice: 'stderr' (choose from 'file', 'stdout')"),
+    (["--config", "{config}", "--output", "stdout", "--no-json-export"],
+     "argument --output: not allowed with --no-json-export"),
     (["demo", "--timeout", "0"], "argument --timeout: must be positive"),
 ])
 def test_run_with_bad_arguments_exits_2_with_its_usage(
@@ -645,6 +650,24 @@ def test_validate_shows_shared_informers_and_client_side_filters(
     assert "JSON export:    off" in lines
     assert "metrics:        off" in lines
     assert "auto shutdown:  after 60 s" in lines
+
+
+def test_validate_shows_an_export_to_standard_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path / "stdout.yaml", """\
+        json_export: true
+        export: {output: stdout}
+        resources: [{gvr: v1/configmaps}]
+        """)
+
+    assert main(["validate", str(path)]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert "JSON export:    on: standard output (the logs go to stderr)" in lines
+    assert main(["validate", "-o", "json", str(path)]) == 0
+    settings = json.loads(capsys.readouterr().out)["settings"]
+    assert settings["events_file"] is None
+    assert settings["export"]["output"] == "stdout"
 
 
 def test_validate_plans_a_cluster_scoped_resource_cluster_wide_as_the_controller_does(

@@ -71,10 +71,24 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ("docs/operator.md", "kubectl -n faro-system port-forward"):
         "port-forwards to the running operator pod",
     ("docs/operator.md", "kubectl auth can-i"):
-        "asks a cluster with the operator's RBAC applied; tests/test_deploy.py checks the "
-        "same permissions with SubjectAccessReviews against the real server",
+        "asks a cluster with the operator's RBAC applied (the simulator stores RBAC objects "
+        "without authorizing); tests/test_deploy.py evaluates the same rules as RBAC's "
+        "authorizer does",
+    ("docs/operator.md", "kubectl kustomize deploy/sharded"):
+        "applies the sharded variant, whose StatefulSets need nodes that run the image; "
+        "tests/test_deploy.py builds deploy/sharded and applies it to both servers",
+    ("docs/operator.md", "kubectl -n faro-system rollout restart statefulset"):
+        "restarts the sharded variant's StatefulSets (needs them running on nodes)",
     ("docs/operator.md", "kubectl delete -k deploy/operator"):
         "removes the operator deployed by the blocks above",
+    ("docs/operations.md", "kubectl -n monitoring create configmap faro-dashboard"):
+        "needs a Grafana that loads dashboards from labelled ConfigMaps (kube-prometheus-stack); "
+        "tests/test_deploy_monitoring.py checks the dashboard",
+    ("docs/operations.md", "kubectl apply -f deploy/prometheus/faro-rules.yaml"):
+        "needs the Prometheus Operator's CRDs; tests/test_deploy_monitoring.py checks the rules",
+    ("docs/operations.md", "python3 -c 'import sys, yaml;"):
+        "needs promtool; tests/test_deploy_monitoring.py runs the same promtool commands "
+        "(skipped without promtool)",
 }
 """Blocks not run here, by (document, the block's first command), with the reason."""
 

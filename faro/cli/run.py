@@ -8,10 +8,13 @@ the cluster unreachable, the metrics port taken, the event file not writable: ex
 ``faro is ready: N informers`` on ``faro.cli`` once every informer has listed, then run
 until the first SIGINT/SIGTERM, ``auto_shutdown_sec`` or a handler's ``stop()``, and stop
 within :data:`~faro.cli._process.STOP_TIMEOUT` (exit 0; 1 when threads are left, or at
-once on a second signal). A signal during the start (which may wait long for the cluster)
-is acted on at once: the start runs on a thread of its own (:class:`Starting`) and is
-abandoned if it still waits for the API server once the controller stopped. ``configure``
-(see :func:`faro.cli.main`) gets the controller after it is built and before it starts.
+once on a second signal). With ``--output stdout`` the JSON event lines go to standard
+output and nothing else does (the logs are on stderr); when its reader closes it (``faro run
+--output stdout | head``), faro stops (exit 1). A signal during the start (which may wait
+long for the cluster) is acted on at once: the start runs on a thread of its own
+(:class:`Starting`) and is abandoned if it still waits for the API server once the
+controller stopped. ``configure`` (see :func:`faro.cli.main`) gets the controller after it
+is built and before it starts.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import argparse
 import dataclasses
 import logging
 import os
+import select
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +48,7 @@ from faro.cli._process import (
     tune_gc,
     unexpected,
 )
+from faro.config import EXPORT_OUTPUTS
 
 if TYPE_CHECKING:
     from faro.client import KubernetesClient
@@ -56,7 +62,7 @@ Configure = Callable[["Controller"], object]
 
 # The flags of `faro run` that may be written Go-style, with one dash (docs/cli.md).
 GO_FLAGS = frozenset({"config", "output-dir", "log-level", "auto-shutdown", "kubeconfig",
-                      "context", "metrics-port", "json-export", "no-json-export"})
+                      "context", "metrics-port", "json-export", "no-json-export", "output"})
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -85,6 +91,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     run.add_argument("--json-export", action=argparse.BooleanOptionalAction, default=None,
                      help="write every matched event to {output_dir}/events-*.json, or not "
                      "(overrides json_export)")
+    run.add_argument("--output", choices=EXPORT_OUTPUTS, metavar="{file,stdout}",
+                     help="where the JSON event lines go: the event file in the output dir "
+                     "(file), or standard output, for a log collector, with the logs on stderr "
+                     "(stdout); implies --json-export (overrides export.output and "
+                     "json_export)")
     run.add_argument("--metrics-port", type=int, metavar="PORT",
                      help="serve Prometheus metrics and /healthz, /readyz on this port "
                      "(0: a free one); enables metrics (overrides metrics.port and "
@@ -149,7 +160,8 @@ def command(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 _FLAG_OF = {"output_dir": "--output-dir", "log_level": "--log-level",
             "auto_shutdown_sec": "--auto-shutdown", "json_export": "--json-export",
-            "metrics": "--metrics-port", "shard": "--shards/--shard-index"}
+            "metrics": "--metrics-port", "export": "--output",
+            "shard": "--shards/--shard-index"}
 
 
 def _with_flags(parser: argparse.ArgumentParser, config: Config,
@@ -168,6 +180,12 @@ def _with_flags(parser: argparse.ArgumentParser, config: Config,
         changes["shard"] = dataclasses.replace(
             shard, count=shard.count if args.shards is None else args.shards,
             index=shard.index if args.shard_index is None else args.shard_index)
+    if args.output is not None:
+        if args.json_export is False:
+            parser.error("argument --output: not allowed with --no-json-export (--output says "
+                         "where the JSON event lines go)")
+        changes["json_export"] = True
+        changes["export"] = dataclasses.replace(config.export, output=args.output)
     for key, value in changes.items():
         if value is None:
             continue
@@ -240,10 +258,16 @@ def _serve(config: Config, args: argparse.Namespace, logs: LoggingSetup,
             failed = _started(controller, client, starting)
             if failed is not None:
                 return failed
-            if shutdown.wait(config.auto_shutdown_sec, until=lambda: controller.stopped):
+            to_stdout = config.json_export and config.export.output == "stdout"
+            if shutdown.wait(config.auto_shutdown_sec, until=lambda: controller.stopped or (
+                    to_stdout and stdout_closed())):
                 reason = shutdown.reason
             elif controller.stopped:
                 reason = "the controller was stopped (by a handler)"
+            elif to_stdout and stdout_closed():
+                _stop(controller, shutdown, "standard output was closed by its reader: the "
+                      "event lines cannot be written")
+                return EXIT_FAILURE
             else:
                 reason = f"auto shutdown after {config.auto_shutdown_sec:g} s"
             return _stop(controller, shutdown, reason)
@@ -289,9 +313,27 @@ def _started(controller: Controller, client: KubernetesClient, starting: Startin
     else:
         if controller.events_file is not None:
             logger.info("writing matched events as JSON lines to %s", controller.events_file)
+        elif controller.config.json_export and controller.config.export.output == "stdout":
+            logger.info("writing matched events as JSON lines to standard output (the logs go "
+                        "to stderr)")
         return None
     controller.stop(timeout=5)  # what start() left (nothing, usually): before the error line
     return fail_all(messages, code)
+
+
+def stdout_closed() -> bool:
+    """Whether standard output is a pipe or socket whose reader has gone (``poll`` reports
+    an error or a hang-up on it; never for a file or a terminal, nor where ``poll`` is
+    missing)."""
+    if not hasattr(select, "poll"):
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 START_ABANDON = 1.0

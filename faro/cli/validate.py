@@ -109,7 +109,7 @@ def _settings(config: Config) -> dict[str, Any]:
         "log_level": config.log_level,
         "json_export": config.json_export,
         "events_file": os.path.join(output, "events-YYYYMMDD-HHMMSS.json")
-        if config.json_export else None,
+        if config.json_export and config.export.output == "file" else None,
         "export": dataclasses.asdict(config.export),
         "pending": dataclasses.asdict(config.pending),
         "shard": dataclasses.asdict(config.shard),
@@ -175,7 +175,9 @@ def _plan_text(config: Config, plan: Sequence[PlannedInformer]) -> list[str]:
                      "resolving patterns at runtime, and logs a warning.)")
     settings = _settings(config)
     export = config.export
-    if config.json_export:
+    if config.json_export and export.output == "stdout":
+        json_line = "on: standard output (the logs go to stderr)"
+    elif config.json_export:
         rotation = (f"rotated at {_size(export.max_bytes)}, {export.backups} kept"
                     if export.max_bytes else "never rotated")
         json_line = f"on: {settings['events_file']} ({rotation})"

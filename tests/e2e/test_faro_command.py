@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import stat
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,30 +52,48 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 Key = tuple[str, str, str]  # (gvr, namespace or "", name)
 
 
+def faro_command(tmp_path: Path, kubeconfig: str, config: dict[str, Any],
+                 args: Sequence[str] = (), env: Mapping[str, str] | None = None
+                 ) -> tuple[list[str], dict[str, str]]:
+    """``faro run`` of ``config`` (written to tmp_path) with more ``args``, and its
+    environment (``env`` added to ours)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    environ = {**os.environ, **(env or {})}
+    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT),
+                                             *filter(None, [environ.get("PYTHONPATH")])])
+    return ([sys.executable, "-m", "faro", "run", "--config", str(config_path),
+             "--output-dir", str(tmp_path / "output"), "--kubeconfig", kubeconfig, *args],
+            environ)
+
+
 class Faro:
-    """A running ``faro run`` (stdout and stderr merged) and what it announced."""
+    """A running ``faro run`` (stdout and stderr merged, unless ``split``) and what it
+    announced."""
 
     def __init__(self, tmp_path: Path, kubeconfig: str, config: dict[str, Any],
-                 args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
-        """Start ``faro run`` with ``config`` and more ``args`` (``env`` added to ours)."""
-        tmp_path.mkdir(parents=True, exist_ok=True)
+                 args: Sequence[str] = (), env: Mapping[str, str] | None = None, *,
+                 split: bool = False) -> None:
+        """Start ``faro run`` with ``config`` and more ``args`` (``env`` added to ours);
+        with ``split``, stdout and stderr are read apart (the log lines are stderr's)."""
+        argv, environ = faro_command(tmp_path, kubeconfig, config, args, env)
         self.config_path = tmp_path / "config.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
         self.output_dir = tmp_path / "output"
-        environ = {**os.environ, **(env or {})}
-        environ["PYTHONPATH"] = os.pathsep.join([str(ROOT),
-                                                 *filter(None, [environ.get("PYTHONPATH")])])
-        self.reader = LineReader(
-            [sys.executable, "-m", "faro", "run", "--config", str(self.config_path),
-             "--output-dir", str(self.output_dir), "--kubeconfig", kubeconfig, *args],
-            env=environ, cwd=tmp_path, merge_stderr=True)
+        self.split = split
+        self.reader = LineReader(argv, env=environ, cwd=tmp_path, merge_stderr=not split,
+                                 read_stderr=split)
         self.line(lambda text: "faro is ready" in text, timeout=STARTUP)
 
     def line(self, predicate: Callable[[str], bool], timeout: float = DEADLINE) -> str:
-        """The first output line (already read or still to come) satisfying ``predicate``."""
-        for text in self.reader.seen:
+        """The first log line (already read or still to come) satisfying ``predicate``: of
+        the merged output, or of stderr when split."""
+        seen = self.reader.stderr_seen if self.split else self.reader.seen
+        for text in seen:
             if predicate(text):
                 return text
+        if self.split:
+            return self.reader.wait_for_stderr(predicate, timeout=timeout)
         return self.reader.wait_for(predicate, timeout=timeout)
 
     def wait_event(self, event_type: str, key: Key) -> None:
@@ -104,11 +123,12 @@ class Faro:
 
 
 @pytest.fixture
-def run_faro(tmp_path: Path, kubeconfig: str) -> Iterator[Callable[[dict[str, Any]], Faro]]:
+def run_faro(tmp_path: Path, kubeconfig: str) -> Iterator[Callable[..., Faro]]:
+    """``run_faro(config, *args, split=False)`` starts a :class:`Faro`."""
     started: list[Faro] = []
 
-    def start(config: dict[str, Any]) -> Faro:
-        started.append(Faro(tmp_path, kubeconfig, config))
+    def start(config: dict[str, Any], *args: str, split: bool = False) -> Faro:
+        started.append(Faro(tmp_path, kubeconfig, config, args, split=split))
         return started[-1]
 
     yield start
@@ -372,3 +392,91 @@ def test_kill_9_leaves_whole_lines_and_loses_nothing_flushed(
     # Only the test's own objects (a real cluster adds kube-root-ca.crt to every namespace).
     mine = [line for line in lines if line["namespace"] == ns and line["name"] in wanted]
     assert sorted(line["name"] for line in mine) == sorted(wanted)  # once each
+
+
+# ------------------------------------------------------------------ --output stdout
+
+EVENT_KEYS = {"timestamp": str, "eventType": str, "gvr": str, "namespace": str, "name": str,
+              "uid": str, "resourceVersion": str, "labels": dict, "annotations": dict,
+              "initial": bool, "finalStateUnknown": bool}
+REQUIRED_KEYS = ("timestamp", "eventType", "gvr", "name", "uid", "resourceVersion", "labels",
+                 "annotations")
+
+
+def event_line(line: str) -> dict[str, Any]:
+    """One JSON event line as the export writes it (docs/export.md): compact JSON, its keys
+    in the documented order and of the documented types; the event."""
+    event: dict[str, Any] = orjson.loads(line)
+    assert orjson.dumps(event).decode() == line, f"not as the export writes it: {line}"
+    assert all(key in event for key in REQUIRED_KEYS), line
+    assert list(event) == [key for key in EVENT_KEYS if key in event], line
+    assert all(isinstance(value, EVENT_KEYS[key]) for key, value in event.items()), line
+    assert event["eventType"] in ("ADDED", "UPDATED", "DELETED"), line
+    return event
+
+
+def test_output_stdout_writes_the_event_lines_to_stdout_and_only_the_logs_to_stderr(
+        kubectl: Kubectl, names: Callable[[str], str],
+        run_faro: Callable[..., Faro]) -> None:
+    """``--output stdout`` (without json_export in the file: the flag implies it): stdout has
+    nothing but whole JSON event lines, the lines the file would have, every one of them
+    even when faro is stopped right after the last event (the lines of its last batch are
+    written at the stop); the logs are on stderr; no events file is written."""
+    ns = names("stdout")
+    kubectl.apply(manifest(namespace(ns)))
+    faro_run = run_faro({"namespaces": [{"name_selector": ns,
+                                         "resources": {"v1/configmaps": {}}}]},
+                        "--output", "stdout", split=True)
+    faro_run.line(lambda text: "writing matched events as JSON lines to standard output" in text)
+    created = [configmap(f"cm-{number:02}", ns, "1", app="faro-e2e") for number in range(30)]
+    changed = [configmap(f"cm-{number:02}", ns, "2", app="faro-e2e") for number in range(30)]
+    uids = apply_update_delete(kubectl, created, changed)
+    for obj in created:
+        faro_run.wait_event("DELETED", key_of(obj))
+    faro_run.reader.process.send_signal(signal.SIGTERM)  # at once: lines may still be batched
+    stdout = faro_run.reader.seen + faro_run.reader.rest(timeout=STOP)
+    stderr = faro_run.reader.stderr_seen + faro_run.reader.stderr_rest(timeout=STOP)
+    assert faro_run.reader.process.returncode == 0, "\n".join(stderr)
+
+    events = [event_line(line) for line in stdout]  # every line of stdout is an event line
+    compare(events, created, created, uids)
+    # The same events were logged, on stderr, and no event line went there.
+    for obj in created:
+        _, _, name = key_of(obj)
+        for event_type in ("ADDED", "UPDATED", "DELETED"):
+            assert sum(f"CONFIG [{event_type}] v1/configmaps {ns}/{name} " in line
+                       for line in stderr) == 1, (event_type, name)
+    assert not any(line.lstrip().startswith("{") for line in stderr)
+    assert any("faro is ready" in line for line in stderr)
+    assert stderr[-1].endswith("faro stopped"), stderr[-3:]
+    assert not list(faro_run.output_dir.glob("events-*.json"))
+    assert list((faro_run.output_dir / "logs").glob("faro-*.log"))
+
+
+def test_output_stdout_stops_faro_when_the_reader_closes_it(
+        kubectl: Kubectl, names: Callable[[str], str], tmp_path: Path, kubeconfig: str) -> None:
+    """``faro run --output stdout | head``: once the reader closes the pipe nothing faro
+    writes can arrive, so it stops (exit 1), saying why on stderr."""
+    ns = names("closed")
+    kubectl.apply(manifest(namespace(ns), configmap("cm", ns, "1")))
+    argv, env = faro_command(tmp_path, kubeconfig, {"namespaces": [
+        {"name_selector": ns, "resources": {"v1/configmaps": {}}}]}, ["--output", "stdout"])
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, env=env,
+                                   cwd=tmp_path)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # as `head -n 1` reads: the ADDED of cm
+        assert event_line(first.decode().rstrip("\n"))["name"] == "cm"
+        eventually(lambda: "faro is ready" in log.read_text(), "faro is ready", STARTUP)
+        process.stdout.close()
+        process.wait(timeout=STOP)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert process.returncode == 1, text
+    assert "standard output was closed by its reader" in text
+    assert text.rstrip().endswith("faro stopped"), text[-2000:]

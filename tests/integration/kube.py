@@ -110,49 +110,87 @@ class LineReader:
     """A subprocess whose stdout lines are read on a thread and awaited with a deadline."""
 
     def __init__(self, argv: list[str], *, env: dict[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None, merge_stderr: bool = False) -> None:
-        """Start ``argv``; with ``merge_stderr`` its stderr lines are read as output too."""
+                 cwd: str | os.PathLike[str] | None = None, merge_stderr: bool = False,
+                 read_stderr: bool = False) -> None:
+        """Start ``argv``; with ``merge_stderr`` its stderr lines are read as output too; with
+        ``read_stderr`` they are read on a thread of their own (:meth:`wait_for_stderr`,
+        :attr:`stderr_seen`), so that a process that logs a lot never blocks on stderr."""
         self.process = subprocess.Popen(
             argv, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             text=True, env=env, cwd=cwd)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(self.process.stdout, self.lines),
+                                        daemon=True)
         self._thread.start()
+        self.stderr_lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr_seen: list[str] = []
+        self._stderr_thread: threading.Thread | None = None
+        if read_stderr and not merge_stderr:
+            self._stderr_thread = threading.Thread(
+                target=self._read, args=(self.process.stderr, self.stderr_lines), daemon=True)
+            self._stderr_thread.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)  # end of output
+    @staticmethod
+    def _read(stream: Any, lines: queue.Queue[str | None]) -> None:
+        assert stream is not None
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)  # end of output
 
     def wait_for(self, predicate: Callable[[str], bool], timeout: float = DEADLINE) -> str:
         """The first unread line satisfying ``predicate``; fails after ``timeout`` or at EOF."""
+        return self._wait(self.lines, self.seen, predicate, timeout)
+
+    def wait_for_stderr(self, predicate: Callable[[str], bool],
+                        timeout: float = DEADLINE) -> str:
+        """:meth:`wait_for` for stderr (``read_stderr=True``): the first unread stderr line
+        satisfying ``predicate``."""
+        assert self._stderr_thread is not None, "made without read_stderr=True"
+        return self._wait(self.stderr_lines, self.stderr_seen, predicate, timeout)
+
+    def _wait(self, lines: queue.Queue[str | None], seen: list[str],
+              predicate: Callable[[str], bool], timeout: float) -> str:
         end = time.monotonic() + timeout
         while True:
             try:
-                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
+                line = lines.get(timeout=max(0.0, end - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(
-                    f"no expected line within {timeout}s; seen: {self.seen}") from None
+                    f"no expected line within {timeout}s; seen: {seen}") from None
             if line is None:
+                lines.put(None)  # the end stays the end for the next wait
                 raise AssertionError(f"output ended before the expected line; seen: "
-                                     f"{self.seen}, stderr: {self._stderr()}")
-            self.seen.append(line)
+                                     f"{seen}, stderr: {self._stderr()}")
+            seen.append(line)
             if predicate(line):
                 return line
 
     def rest(self, timeout: float = DEADLINE) -> list[str]:
         """Every line still to come, once the process has ended (within ``timeout``)."""
         self.process.wait(timeout=timeout)
-        self._thread.join(timeout=timeout)
+        return self._rest(self._thread, self.lines, timeout)
+
+    def stderr_rest(self, timeout: float = DEADLINE) -> list[str]:
+        """:meth:`rest` for stderr (``read_stderr=True``)."""
+        assert self._stderr_thread is not None, "made without read_stderr=True"
+        self.process.wait(timeout=timeout)
+        return self._rest(self._stderr_thread, self.stderr_lines, timeout)
+
+    @staticmethod
+    def _rest(thread: threading.Thread, lines: queue.Queue[str | None],
+              timeout: float) -> list[str]:
+        thread.join(timeout=timeout)
         rest = []
-        while (line := self.lines.get_nowait()) is not None:
+        while (line := lines.get_nowait()) is not None:
             rest.append(line)
+        lines.put(None)
         return rest
 
     def _stderr(self) -> str:
+        if self._stderr_thread is not None:
+            return "\n".join(self.stderr_seen)
         if self.process.poll() is None or self.process.stderr is None:
             return ""
         return self.process.stderr.read()
@@ -167,6 +205,8 @@ class LineReader:
                 self.process.kill()
                 self.process.wait()
         self._thread.join(timeout=5)
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=5)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()

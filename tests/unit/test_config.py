@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from faro.config import (
     CONFIG_KEYS,
     EXPORT_KEYS,
+    EXPORT_OUTPUTS,
     LOG_LEVELS,
     METRICS_KEYS,
     NAMESPACE_KEYS,
@@ -29,6 +30,7 @@ from faro.config import (
     SHARD_KEYS,
     Config,
     ConfigError,
+    ExportConfig,
     MetricsConfig,
     NamespaceConfig,
     NormalizedConfig,
@@ -351,6 +353,13 @@ def test_partial_metrics_section_keeps_other_defaults() -> None:
 def test_log_level_is_case_insensitive_and_stored_lower_case() -> None:
     assert Config.from_yaml("log_level: WARNING").log_level == "warning"
     assert Config(log_level="Debug").log_level == "debug"
+
+
+def test_export_output_is_file_by_default_or_stdout() -> None:
+    assert Config().export.output == "file"
+    assert Config.from_yaml("export: {output: stdout}").export == ExportConfig(output="stdout")
+    assert Config.from_yaml("json_export: true\nexport: {output: stdout, backups: 1}"
+                            ).export == ExportConfig(output="stdout", backups=1)
 
 
 def test_whole_seconds_are_stored_as_floats() -> None:
@@ -746,7 +755,17 @@ def test_unknown_keys_are_rejected_with_a_suggestion_and_the_allowed_keys(
     ("export: {fsync: sometimes}", "export.fsync", "expected true or false, got the string "
                                                    "'sometimes'"),
     ("export: {rotate: 1}", "export.rotate",
-     "unknown key 'rotate' (allowed keys: max_bytes, backups, fsync)"),
+     "unknown key 'rotate' (allowed keys: output, max_bytes, backups, fsync)"),
+    ("export: {output: stdot}", "export.output",
+     "unknown output 'stdot'; did you mean 'stdout'? (allowed: file, stdout)"),
+    ("export: {output: STDOUT}", "export.output",
+     "unknown output 'STDOUT'; did you mean 'stdout'? (allowed: file, stdout)"),
+    ("export: {output: stderr}", "export.output",
+     "unknown output 'stderr' (allowed: file, stdout)"),
+    ("export: {output: ''}", "export.output",
+     "must not be empty (expected where the event lines go)"),
+    ("export: {output: 1}", "export.output",
+     "expected where the event lines go, got the integer 1 (quote it to make it a string)"),
     ("metrics: {path: metrics}", "metrics.path", "must start with '/', got 'metrics'"),
     ("metrics: {path: ''}", "metrics.path", "must not be empty (expected a URL path)"),
     ("metrics: {path: /readyz}", "metrics.path",
@@ -1152,7 +1171,8 @@ def test_allowed_key_sets_follow_the_dataclasses() -> None:
                            "export", "pending", "shard", "namespaces", "resources")
     assert SHARD_KEYS == ("index", "count")
     assert METRICS_KEYS == ("enabled", "port", "path", "bind_addr")
-    assert EXPORT_KEYS == ("max_bytes", "backups", "fsync")
+    assert EXPORT_KEYS == ("output", "max_bytes", "backups", "fsync")
+    assert EXPORT_OUTPUTS == ("file", "stdout")
     assert PENDING_KEYS == ("max_events", "max_bytes", "max_events_per_informer",
                             "max_bytes_per_informer", "unready_after_sec", "stuck_handler_sec")
     assert NAMESPACE_KEYS == ("name_selector", "resources")
@@ -1252,7 +1272,8 @@ resources:
         "output_dir": "./output", "log_level": "info", "auto_shutdown_sec": 0.0,
         "json_export": False, "workers": 4, "max_retries": 5, "unhealthy_after_sec": 60.0,
         "metrics": {"enabled": False, "port": 8080, "path": "/metrics", "bind_addr": "0.0.0.0"},
-        "export": {"max_bytes": 100 * 1024 * 1024, "backups": 5, "fsync": False},
+        "export": {"output": "file", "max_bytes": 100 * 1024 * 1024, "backups": 5,
+                   "fsync": False},
         "pending": {"max_events": 100_000, "max_bytes": 56 * 1024 * 1024,
                     "max_events_per_informer": 50_000,
                     "max_bytes_per_informer": 28 * 1024 * 1024,

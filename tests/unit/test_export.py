@@ -6,12 +6,15 @@ Everything runs on real files under ``tmp_path``; events are built directly.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -23,7 +26,7 @@ import pytest
 
 from faro.config import Config, ExportConfig, ResourceConfig
 from faro.events import EventType, MatchedEvent
-from faro.export import LAST_APPLIED_ANNOTATION, EventExporter, event_record
+from faro.export import LAST_APPLIED_ANNOTATION, EventExporter, StreamExporter, event_record
 from faro.testing import FakeClock
 
 CONFIG = ResourceConfig("v1/configmaps").normalize()[0]
@@ -779,3 +782,136 @@ def test_file_names_come_from_the_clock_and_sort_by_creation_time(tmp_path: Path
         "events-20260101-000000_0003.json", "events-20260101-000001.json",
         "events-20260101-000001_0002.json"]
     assert sorted(p.name for p in tmp_path.glob("events-*.json")) == [p.name for p in paths]
+
+
+# ------------------------------------------------------------------------- StreamExporter
+
+
+def test_the_stream_exporter_writes_the_lines_the_file_gets(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Standard output by default (as it is when the exporter is made), the very lines the
+    event file holds."""
+    events = [make_event("web", labels={"app": "wéb"}), make_event("db", rv="7", uid="u-2"),
+              make_event("node-1", namespace="", is_initial=True)]
+    with EventExporter(tmp_path) as file_exporter, StreamExporter() as stream_exporter:
+        assert stream_exporter.name == "standard output"
+        for event in events:
+            assert file_exporter.export(event)
+            assert stream_exporter.export(event)
+    assert capsys.readouterr().out.encode() == file_exporter.path.read_bytes()
+    assert (stream_exporter.errors, stream_exporter.broken) == (0, False)
+
+
+def test_the_stream_exporter_writes_whole_lines_through_a_pipe_from_many_threads() -> None:
+    """Batches from 8 threads, most larger than a pipe's buffer (so written in several
+    pieces while the reader drains it, the descriptor non-blocking as some runtimes leave
+    it: the exporter waits for room): every line arrives whole, once; what was written to
+    the stream itself before comes first."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(_read_all(read_end)))
+    reader.start()
+    with os.fdopen(write_end, "w") as stream:
+        stream.write("written before\n")  # buffered in the stream: must be flushed first
+        exporter = StreamExporter(stream)
+
+        def write(thread: int) -> None:
+            for batch in range(20):
+                lines = [orjson.dumps(event_record(make_event(
+                    f"t{thread}-b{batch}-{number}", labels={"pad": "x" * (number * 97)})))
+                    + b"\n" for number in range(40)]
+                assert exporter.write_lines(lines) == len(lines)
+
+        threads = [threading.Thread(target=write, args=(thread,)) for thread in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        exporter.close()
+    reader.join()
+    first, *rest = received[0].split(b"\n")
+    assert first == b"written before"
+    assert rest[-1] == b""  # the output ends with a whole line
+    names = [orjson.loads(line)["name"] for line in rest[:-1]]
+    assert sorted(names) == sorted(f"t{thread}-b{batch}-{number}" for thread in range(8)
+                                   for batch in range(20) for number in range(40))
+    assert exporter.errors == 0
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    with os.fdopen(fd, "rb") as stream:
+        while chunk := stream.read(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_closed_reader_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="faro.export")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `faro run --output stdout | head` once head has ended
+    with os.fdopen(write_end, "w") as stream:
+        exporter = StreamExporter(stream)
+        lines = [orjson.dumps(event_record(make_event(f"cm-{n}"))) + b"\n" for n in range(3)]
+        assert exporter.write_lines(lines) == 0
+        assert exporter.write_lines(lines[:1]) == 0
+        assert (exporter.errors, exporter.broken) == (4, True)
+        errors = [r.getMessage() for r in export_records(caplog) if r.levelno == logging.ERROR]
+        assert len(errors) == 1, errors
+        assert "Broken pipe" in errors[0] and "its reader closed it" in errors[0]
+        exporter.close()
+    assert "closed while writing failed; 4 events were not exported" in warnings_of(caplog)[0]
+
+
+def test_a_stream_without_a_descriptor_gets_text_and_a_closed_one_counts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    stream = io.StringIO()
+    exporter = StreamExporter(stream)
+    event = make_event(labels={"app": "wéb"})
+    assert exporter.export(event)
+    assert stream.getvalue() == orjson.dumps(event_record(event)).decode() + "\n"
+    stream.close()
+    assert not exporter.export(event)
+    assert (exporter.errors, exporter.broken) == (1, False)
+    exporter.close()
+    exporter.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        exporter.export(event)
+
+
+STREAM_CHILD = """
+import os, resource, sys
+import orjson
+from faro.export import StreamExporter
+
+def line(name):
+    return orjson.dumps({"name": name, "pad": "x" * 380}) + b"\\n"
+
+exporter = StreamExporter()  # stdout: a file, limited to 1000 bytes
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+first = exporter.write_lines([line("a"), line("b"), line("c")])  # c is cut at byte 1000
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+second = exporter.write_lines([line("d"), line("e")])
+print(first, second, exporter.errors, file=sys.stderr)
+"""
+
+
+def test_a_line_a_failed_write_cut_is_finished_before_the_next_batch(tmp_path: Path) -> None:
+    """Standard output redirected to a file that stops growing in the middle of a line (a
+    file-size limit here, a full disk elsewhere): the rest of the cut line comes first with
+    the next batch, so the file holds whole lines only."""
+    out = tmp_path / "events.jsonl"
+    with out.open("wb") as stdout:
+        done = subprocess.run([sys.executable, "-c", STREAM_CHILD], stdout=stdout,
+                              capture_output=False, stderr=subprocess.PIPE, text=True,
+                              timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    *logged, counts = done.stderr.splitlines()
+    assert counts == "2 2 1"  # c was counted lost when it was cut
+    assert "File too large" in logged[0]
+    data = out.read_bytes()
+    assert data.endswith(b"\n")
+    assert [orjson.loads(line)["name"] for line in data.splitlines()] == ["a", "b", "c", "d",
+                                                                         "e"]
