@@ -747,6 +747,11 @@ class StreamHandler:
     def on_delete(self, obj: KubeObject, final_state_unknown: bool) -> None:
         self._emit(EventType.DELETED, obj, None, False, final_state_unknown)
 
+    def on_resync(self, old: Stored, new: KubeObject) -> None:
+        """An update known only as a final state (``final_state_unknown``): after a takeover
+        whose checkpoint the server had compacted away."""
+        self._emit(EventType.UPDATED, new, old, False, True)
+
     def flush(self) -> None:
         """Push the events gathered since the last flush (the informer's batch ended)."""
         batch = self._batch

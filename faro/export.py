@@ -107,7 +107,9 @@ def event_record(event: MatchedEvent) -> dict[str, Any]:
     microseconds: ``2026-11-22T10:15:02.123456Z``), ``eventType``, ``gvr``, ``namespace``
     (left out for cluster-scoped objects), ``name``, ``uid``, ``resourceVersion``, ``labels``
     and ``annotations`` (``{}`` when none), then ``initial: true`` only for the initial ADDED
-    events (``is_initial``) and ``finalStateUnknown: true`` only for inferred deletions.
+    events (``is_initial``) and ``finalStateUnknown: true`` only for inferred deletions and
+    for updates known only as a final state (a new leader's relist after a compacted
+    checkpoint).
     Never the object's body; a Secret's last-applied-configuration annotation is left out.
     Label and annotation keys and values are strings (others are converted with ``str``).
     A new dict each call; never raises for an event whose object has odd metadata.

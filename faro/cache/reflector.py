@@ -62,8 +62,8 @@ resuming from the old one's checkpoint), also those the store already holds (up 
 rewind began). Objects the store holds in a newer version come back as updates to the older
 one, then forward again. If the server no longer has that version
 (410), the relist that follows reports every listed object, changed or not, as updated
-(added if not stored), and what it lacks as deleted: the change since the checkpoint is
-known only as a final state.
+with ``final_state_unknown`` (``Sink.resync``; added if not stored), and what it lacks as
+deleted: the change since the checkpoint is known only as a final state.
 
 :meth:`Reflector.stop` interrupts a request at any point (see
 :class:`~faro.cache.listwatch.Interrupter`), waiting for its response head included.
@@ -114,6 +114,10 @@ class Sink(Protocol):
         """``old`` is the store's stored value: JSON bytes (decode lazily), or the dict."""
 
     def delete(self, obj: KubeObject, final_state_unknown: bool) -> None: ...
+
+    def resync(self, old: Stored, new: KubeObject) -> None:
+        """An update known only as a final state: a relist after a :meth:`Reflector.rewind`
+        to a version the server no longer had reports every cached object so."""
 
     def flush(self) -> None:
         """The end of a batch of notifications (a read of the watch, a list page)."""
@@ -479,15 +483,19 @@ class Reflector:
                 if accept is not None and not accept(key):
                     continue  # another shard's
                 seen.add(key)
-                self._put(key, item, initial, every)
+                self._put(key, item, initial, every, every)
             sink.flush()
 
-    def _put(self, key: str, obj: KubeObject, is_initial: bool, every: bool = False) -> None:
+    def _put(self, key: str, obj: KubeObject, is_initial: bool, every: bool = False,
+             unknown: bool = False) -> None:
         """Store ``obj`` under ``key`` (lock held) and report it: added if new, updated if
-        another version than the one stored (or ``every`` time), nothing otherwise."""
+        another version than the one stored (or ``every`` time; resynced, when ``unknown``),
+        nothing otherwise."""
         old, old_object = self._store.put_encoded(key, obj, encode(obj), keep_decoded=False)
         if old is None:
             self._sink.add(obj, is_initial)
+        elif unknown:  # a relist after a rewind that found no history
+            self._sink.resync(old if old_object is None else old_object, obj)
         elif every or _changed_stored(old, old_object, obj):
             self._sink.update(old if old_object is None else old_object, obj)
 

@@ -296,6 +296,7 @@ class _Fanout:
         self._updates: tuple[tuple[Callable[[Any, KubeObject], object], bool], ...] = ()
         self._deletes: tuple[Callable[[KubeObject, bool], object], ...] = ()
         self._flushes: tuple[Callable[[], object], ...] = ()
+        self._resyncs = False  # a handler has on_resync
 
     def set_handlers(self, handlers: tuple[ResourceEventHandler, ...]) -> None:
         self.handlers = handlers
@@ -319,6 +320,7 @@ class _Fanout:
         flushes = (getattr(h, "flush", None) for h in handlers
                    if not isinstance(h, ResourceEventHandlerFuncs))
         self._flushes = tuple(flush for flush in flushes if callable(flush))
+        self._resyncs = any(callable(getattr(h, "on_resync", None)) for h in handlers)
 
     def flush(self) -> None:
         """The end of a batch of notifications: call each handler's ``flush()``."""
@@ -352,6 +354,26 @@ class _Fanout:
                     call(old_object, new)
             except Exception:
                 self.failed(call, "on_update", new)
+
+    def resync(self, old: Stored, new: KubeObject) -> None:
+        """To handlers with ``on_resync(old, new)`` (``old`` as stored); an update to the
+        others."""
+        resyncs = self._resyncs
+        if not resyncs:
+            self.update(old, new)
+            return
+        for handler in self.handlers:
+            on_resync = getattr(handler, "on_resync", None)
+            try:
+                if callable(on_resync):
+                    on_resync(old, new)
+                elif isinstance(handler, ResourceEventHandlerFuncs):
+                    if handler.update is not None:
+                        handler.update(decode(old), new)
+                else:
+                    handler.on_update(decode(old), new)
+            except Exception:
+                self.failed(handler, "on_update", new)
 
     def delete(self, obj: KubeObject, final_state_unknown: bool) -> None:
         for call in self._deletes:

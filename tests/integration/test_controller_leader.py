@@ -241,7 +241,8 @@ def test_a_compacted_checkpoint_relists_and_reports_every_object(
     cluster.clear_faults()
     eventually(second.controller.is_leader, what="the standby leads")
     # The relist reports every object as it is now (what changed since is unknown).
-    second.events.wait_key("default/new", "UPDATED")
-    second.events.wait_key("default/kept", "UPDATED")
+    for name in ("new", "kept"):
+        (event,) = second.events.wait_key(f"default/{name}", "UPDATED")
+        assert event.final_state_unknown
     (informer,) = second.controller.informers().values()
     assert informer.health().relists.get("expired") == 1

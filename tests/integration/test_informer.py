@@ -627,3 +627,56 @@ def test_server_state_helper_matches_the_informer_view(cluster: SimulatedCluster
     assert server_state(cluster, "v1/configmaps", "default").keys() == {"default/x"}
     with pytest.raises(AssertionError, match="extra"):
         assert_in_sync(informer, cluster, match=lambda o: False, timeout=0.05)
+
+
+def test_rewind_reports_every_change_since_the_version_again(
+        cluster: SimulatedCluster, make: Informers) -> None:
+    """What a new leader does with its warm cache: watch again from the old leader's
+    checkpoint, and hear the changes since (already cached ones included) as the server
+    sends them."""
+    ns = namespace(cluster, "rewind")
+    before = cluster.create(configmap("before", ns))
+    recorder = Recorder()
+    informer = make.make(namespace=ns)
+    informer.add_event_handler(recorder)
+    informer.start()
+    assert informer.wait_for_sync(DEADLINE)
+    created = cluster.create(configmap("created", ns))
+    changed = dict(before, data={"v": "2"})
+    changed = cluster.update(changed)
+    cluster.delete("v1", "ConfigMap", "created", namespace=ns)
+    recorder.wait_for(lambda notes: [n.kind for n in notes][-3:] == ["add", "update", "delete"])
+    seen = len(recorder.notes)
+    informer.rewind(str(rv_of(before)))
+    notes = recorder.wait_for(lambda notes: len(notes) >= seen + 3)[seen:]
+    assert [(n.kind, n.key, n.rv) for n in notes] == [
+        ("add", f"{ns}/created", rv_of(created)),
+        ("update", f"{ns}/before", rv_of(changed)),
+        ("delete", f"{ns}/created", notes[2].rv)]
+    assert notes[0].flag is False  # a watch event, not an initial list
+    assert informer.health().watch_restarts.get("rewind") == 1
+    assert informer.health().consecutive_failures == 0  # not a failure
+    assert informer.store.get(f"{ns}/before")["data"] == {"v": "2"}  # type: ignore[index]
+    assert informer.store.get(f"{ns}/created") is None
+    assert_in_sync(informer, cluster)
+
+
+def test_rewind_to_a_compacted_version_relists_and_reports_every_object(
+        cluster: SimulatedCluster, make: Informers) -> None:
+    ns = namespace(cluster, "compacted")
+    kept = cluster.create(configmap("kept", ns))
+    recorder = Recorder()
+    informer = make.make(namespace=ns)
+    informer.add_event_handler(recorder)
+    informer.start()
+    assert informer.wait_for_sync(DEADLINE)
+    cluster.create(configmap("later", ns))
+    recorder.wait_for(lambda notes: len(notes) == 2)
+    cluster.compact()
+    informer.rewind(str(rv_of(kept)))
+    # A handler without on_resync hears an update for every object, changed or not.
+    notes = recorder.wait_for(lambda notes: len(notes) == 4)[2:]
+    assert sorted((n.kind, n.key) for n in notes) == [("update", f"{ns}/kept"),
+                                                      ("update", f"{ns}/later")]
+    assert informer.health().relists.get("expired") == 1
+    assert_in_sync(informer, cluster)
