@@ -689,8 +689,8 @@ class StreamHandler:
     """
 
     __slots__ = ("_batch", "_close", "_cluster_scoped", "_count_filtered", "_entries", "_gate",
-                 "_gvr", "_now", "_producer", "_push", "_stamp", "_stored", "_version",
-                 "progress", "version")
+                 "_gvr", "_now", "_producer", "_push", "_stamp", "_stored", "_tombstones",
+                 "_tombstones_lock", "_version", "progress", "version")
 
     def __init__(self, gvr: str, entries: Iterable[NormalizedConfig], cluster_scoped: bool, *,
                  push: Callable[[Sequence[tuple[MatchedEvent, int]], Producer | None,
@@ -709,6 +709,9 @@ class StreamHandler:
         self.version: str | None = None
         """The informer's resourceVersion at the end of the last batch (with ``version``):
         every event up to it has been pushed."""
+        # With ``version``: deletions seen while standing by, by key: (version, object).
+        self._tombstones: dict[str, tuple[str, KubeObject]] = {}
+        self._tombstones_lock = threading.Lock()
         self._stored = stored
         self._producer = producer
         self._close = close
@@ -745,7 +748,45 @@ class StreamHandler:
         self._emit(EventType.UPDATED, new, old, False, False)
 
     def on_delete(self, obj: KubeObject, final_state_unknown: bool) -> None:
+        if not self._gate.open and self._version is not None:
+            self._entomb(obj)
         self._emit(EventType.DELETED, obj, None, False, final_state_unknown)
+
+    def _entomb(self, obj: KubeObject) -> None:
+        """Keep a deletion seen while standing by: if this replica takes over from a
+        checkpoint the server no longer has, the relist could not tell it (the object is
+        gone from the cache and from the list)."""
+        metadata = obj.get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        if isinstance(version, str) and version:
+            key = object_key(metadata.get("namespace") or "", metadata.get("name") or "")
+            with self._tombstones_lock:
+                self._tombstones[key] = (version, obj)
+
+    def prune_tombstones(self, delivered: str) -> None:
+        """Forget the deletions the leader has delivered: those no newer than its
+        checkpoint ``delivered`` (any thread)."""
+        with self._tombstones_lock:
+            for key in [key for key, (version, _) in self._tombstones.items()
+                        if not _newer(version, delivered)]:
+                del self._tombstones[key]
+
+    def report_tombstones(self, delivered: str | None) -> int:
+        """Taking over (under the informer's lock): report the deletions seen while standing
+        by that are newer than the checkpoint ``delivered``, then forget every one (None: no
+        checkpoint, only forget: the whole cache is reported instead). Returns how many were
+        reported."""
+        with self._tombstones_lock:
+            tombstones, self._tombstones = self._tombstones, {}
+        if delivered is None:
+            return 0
+        reported = 0
+        for version, obj in tombstones.values():
+            if _newer(version, delivered):
+                self._emit(EventType.DELETED, obj, None, False, False)
+                reported += 1
+        self.flush()
+        return reported
 
     def on_resync(self, old: Stored, new: KubeObject) -> None:
         """An update known only as a final state (``final_state_unknown``): after a takeover
@@ -804,6 +845,14 @@ class StreamHandler:
                                  final_state_unknown)
             size = 0 if self._producer is None else _json_size(obj)
         self._batch.append((event, size))
+
+
+def _newer(version: str, than: str) -> bool:
+    """Whether resourceVersion ``version`` may be newer than ``than`` (compared as integers
+    when both are, as etcd's are; otherwise True: keep what cannot be told apart)."""
+    if version.isdigit() and than.isdigit():
+        return int(version) > int(than)
+    return True
 
 
 def _json_size(obj: KubeObject) -> int:

@@ -631,7 +631,8 @@ class Controller:
             self.client.api_client, election, on_started_leading=self._started_leading,
             on_stopped_leading=self._stopped_leading, on_new_leader=self._new_leader,
             refresh_credentials=self.client.refresh_credentials,
-            annotations=self._lease_annotations, clock=self._clock)
+            annotations=self._lease_annotations, on_observe=self._observe_checkpoint,
+            clock=self._clock)
         elector.start()
         assert elector.thread is not None
         self._health.watch_thread("leader election", elector.thread)
@@ -654,17 +655,36 @@ class Controller:
         if elector is None or not self._delivery.leading:
             return  # lost it again meanwhile
         versions = decode_checkpoint(elector.annotations.get(ANNOTATION))
-        resumed = 0
+        resumed = deleted = 0
         for key, informer, handler in self._streams.positions():
             version = versions.get(key)
             if version:
+                # Deletions seen while standing by first: the watch from the checkpoint
+                # reports them again, unless the server no longer has that version.
+                def report(handler: StreamHandler = handler, version: str = version) -> None:
+                    nonlocal deleted
+                    deleted += handler.report_tombstones(version)
+                informer.run_locked(report)
                 informer.rewind(version)
                 resumed += 1
             else:
+                handler.report_tombstones(None)  # only forgets them
                 informer.resend(handler)
         self._resumed = versions
-        logger.info("controller %s: took over: %d informers resume from the checkpoint, "
-                    "%d report their cache", self.name, resumed, len(self._streams) - resumed)
+        logger.info("controller %s: took over: %d informers resume from the checkpoint "
+                    "(%d deletions seen meanwhile reported), %d report their cache", self.name,
+                    resumed, deleted, len(self._streams) - resumed)
+
+    def _observe_checkpoint(self, annotations: dict[str, str]) -> None:
+        """The Lease as read (the elector's thread): a standby forgets the deletions it saw
+        that the leader's checkpoint says were delivered."""
+        if self._delivery.leading:
+            return
+        versions = decode_checkpoint(annotations.get(ANNOTATION))
+        for key, _, handler in self._streams.positions():
+            version = versions.get(key)
+            if version:
+                handler.prune_tombstones(version)
 
     def _lease_annotations(self) -> dict[str, str]:
         """The checkpoint to write with the Lease (the elector's thread): per informer, the

@@ -131,7 +131,9 @@ class LeaderElector:
     called when the server answers 401 (a rotated token): the next attempt sends the
     credentials it re-read. ``annotations()``, called on the elector's thread before each
     write of the Lease (create, take, renew, release), returns annotations to set on it,
-    over those it has (a new holder keeps the old one's until it sets its own).
+    over those it has (a new holder keeps the old one's until it sets its own);
+    ``on_observe(annotations)`` is called on the elector's thread with the Lease's
+    annotations after each read of it (every retry period, leading or not).
     ``clock`` (default
     :class:`~faro.clock.RealClock`) measures every duration and wait.
 
@@ -144,10 +146,12 @@ class LeaderElector:
                  on_new_leader: Callable[[str], None] | None = None,
                  refresh_credentials: Callable[[], object] | None = None,
                  annotations: Callable[[], Mapping[str, str]] | None = None,
+                 on_observe: Callable[[dict[str, str]], None] | None = None,
                  clock: Clock | None = None) -> None:
         self._api_client = api_client
         self._refresh_credentials = refresh_credentials
         self._annotations = annotations
+        self._on_observe = on_observe
         self._observed_annotations: dict[str, str] = {}
         self._collection = (f"/apis/coordination.k8s.io/v1/namespaces/"
                             f"{quote(config.namespace, safe='')}/leases")
@@ -304,6 +308,9 @@ class LeaderElector:
         spec = _spec_of(lease)
         rv = (lease.get("metadata") or {}).get("resourceVersion")
         self._observe_annotations(lease)
+        if self._on_observe is not None:
+            on_observe, annotations = self._on_observe, dict(self._observed_annotations)
+            self._call("on_observe", lambda: on_observe(annotations))
         if spec != self._observed:
             self._observed = spec
             self._observed_time = self._clock.now()

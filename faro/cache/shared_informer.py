@@ -162,6 +162,12 @@ class SharedInformer:
             if callable(flush):
                 self._fanout.call_flush(flush)
 
+    def run_locked(self, function: Callable[[], object]) -> None:
+        """Call ``function()`` on the calling thread under the informer's lock: no change is
+        reported to any handler meanwhile (a handler's own report, made in order)."""
+        with self._lock:
+            function()
+
     def rewind(self, resource_version: str) -> None:
         """Watch again from ``resource_version``, reporting every change since (any thread).
 

@@ -230,13 +230,16 @@ def test_a_compacted_checkpoint_relists_and_reports_every_object(
     first.controller.start()
     eventually(first.controller.is_leader, what="the first leads")
     second.controller.start()
+    cluster.create(configmap("gone", data={"n": "1"}))
     kept = cluster.create(configmap("kept", data={"n": "1"}))
     first.events.wait_key("default/kept", "ADDED")
     checkpointed(cluster, kept)
     cluster.fail_next(100_000, 500, path="/leases/faro", method="PUT")
     assert first.controller.stop(DEADLINE)
     cluster.create(configmap("new", data={"n": "1"}))
-    eventually(lambda: second.caches("new"), what="the standby caches it")
+    cluster.delete("v1", "ConfigMap", "gone", namespace="default")
+    eventually(lambda: second.caches("new") and second.caches("gone"),
+               what="the standby caches the changes")
     cluster.compact()  # the checkpoint's version is gone: the watch from it gets 410
     cluster.clear_faults()
     eventually(second.controller.is_leader, what="the standby leads")
@@ -244,5 +247,9 @@ def test_a_compacted_checkpoint_relists_and_reports_every_object(
     for name in ("new", "kept"):
         (event,) = second.events.wait_key(f"default/{name}", "UPDATED")
         assert event.final_state_unknown
+    # A deletion the standby saw, which neither the cache nor the relist can tell any more,
+    # is reported from what it kept of it.
+    (deleted,) = second.events.wait_key("default/gone", "DELETED")
+    assert not deleted.final_state_unknown
     (informer,) = second.controller.informers().values()
     assert informer.health().relists.get("expired") == 1
