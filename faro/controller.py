@@ -115,6 +115,13 @@ class Controller:
     no global state but a weak set of the running controllers: two controllers
     in one process are independent.
 
+    Fork: a started controller belongs to the process that started it. In a child made by
+    ``fork()`` (a pre-fork server's worker) its threads do not exist: there
+    :meth:`is_ready` is False, :meth:`stop` returns at once without touching the
+    parent's sockets, and every other method raises :class:`RuntimeError` saying to start
+    a controller in each process after the fork (docs/embedding.md). A controller made but
+    not started before the fork may be started in the child.
+
     Sharding: with ``config.shard`` (``count`` > 1) the informers keep and report only
     the objects of shard ``index`` (docs/operations.md); with ``leader_election`` too, the
     Lease is per shard (``<name>-shard-<index>``), so each shard has its own leader.
@@ -160,6 +167,8 @@ class Controller:
         self._entries = Entries(config.normalized)
         self._warned: set[NormalizedConfig] = set()  # plan warnings logged
         self._state = "new"  # new -> starting -> started -> stopped (starting -> new: failed)
+        self._pid: int | None = None  # the process that started it (see _forked)
+        self._fork_warned = False
         self._threads: list[threading.Thread] = []
         self._server: MetricsServer | None = None
         self._export = _JSONExport(config, self.metrics, self._clock)
@@ -205,6 +214,27 @@ class Controller:
     def __repr__(self) -> str:
         return f"<Controller {self.name} {self._state}, {len(self._streams)} informers>"
 
+    def _forked(self) -> bool:
+        """Whether this process is a fork of the one that started the controller."""
+        return self._pid is not None and self._pid != os.getpid()
+
+    def _fork_problem(self) -> str:
+        return (f"controller {self.name} was started in process {self._pid}, and this process "
+                f"({os.getpid()}) is a fork of it: the controller's threads do not run here. "
+                "Start a controller in each process after the fork instead (gunicorn: in the "
+                "post_fork hook or on first use, not at import with preload_app; uWSGI: "
+                "lazy-apps, or a postfork hook); see docs/embedding.md")
+
+    def _check_process(self) -> None:
+        """Raise RuntimeError in a forked child of the process that started it."""
+        if self._forked():
+            raise RuntimeError(self._fork_problem())
+
+    def _warn_forked(self) -> None:
+        if not self._fork_warned:
+            self._fork_warned = True
+            logger.warning("%s", self._fork_problem())
+
     # ------------------------------------------------------------ registration
 
     def add_event_handler(self, handler: EventHandler | HandlerFunc) -> None:
@@ -216,6 +246,7 @@ class Controller:
         perhaps, none of the initial ADDED events), and a warning says so.
         Raises TypeError for anything else.
         """
+        self._check_process()
         callee = describe_callee(handler, "on_matched")
         with self._lock:
             self._delivery.add_handler(callee)
@@ -253,6 +284,9 @@ class Controller:
         while its list or watch keeps failing, or before its first sync; "too
         long" is ``config.unhealthy_after_sec``.
         """
+        if self._forked():
+            self._warn_forked()
+            return False
         return self._health.is_ready()
 
     @property
@@ -287,6 +321,7 @@ class Controller:
 
     def wait_until_ready(self, timeout: float | None = None) -> bool:
         """Block until ready (True), or until ``timeout`` seconds passed or stop (False)."""
+        self._check_process()
         return self._health.wait_until_ready(timeout)
 
     def get_active_informers(self) -> ActiveInformers:
@@ -300,6 +335,7 @@ class Controller:
 
     def informers(self) -> dict[str, SharedInformer]:
         """The running informers by description (``v1/pods in default ...``), for inspection."""
+        self._check_process()
         with self._lock:
             return self._streams.informers()
 
@@ -362,6 +398,7 @@ class Controller:
         item) for an invalid item or one that duplicates a watched entry; then
         nothing is staged.
         """
+        self._check_process()
         with self._lock:
             self._entries.stage(resources)
 
@@ -373,6 +410,7 @@ class Controller:
         cluster can never serve (a typo in a built-in group); the other staged
         resources are started all the same.
         """
+        self._check_process()
         with self._lock:
             staged = self._entries.commit()
             if self._state != "started":
@@ -392,6 +430,7 @@ class Controller:
         :class:`~faro.config.ConfigError` naming an item that matches no
         watched entry; then nothing is removed.
         """
+        self._check_process()
         with self._lock:
             self._entries.remove(resources)
             if self._state == "started":
@@ -422,8 +461,10 @@ class Controller:
         """
         with self._lock:
             if self._state != "new":
+                self._check_process()
                 raise RuntimeError(f"{self!r} was already started")
             self._state = "starting"
+            self._pid = os.getpid()
             with _RUNNING_LOCK:  # from here the exit hook stops it (a start ends early)
                 _RUNNING.add(self)
             try:
@@ -488,6 +529,7 @@ class Controller:
     def _abandon_start(self) -> None:
         """Undo the first steps of a start that failed (lock held): it may be started again."""
         self._state = "new"
+        self._pid = None
         with _RUNNING_LOCK:
             _RUNNING.discard(self)
         self._stop_server(forget=True)
@@ -502,6 +544,7 @@ class Controller:
         controller, delivering what is queued for at most ``exit_timeout`` seconds,
         and raises the exception again.
         """
+        self._check_process()
         try:
             if self._state == "new":
                 self.start()
@@ -524,8 +567,13 @@ class Controller:
         handler is still running for which object (its worker thread, a daemon, is
         left behind). Events waiting for a retry are not delivered (logged). Safe to
         call from a handler (it does not wait for the worker it runs on), and while
-        :meth:`start` runs on another thread (start then returns early).
+        :meth:`start` runs on another thread (start then returns early). In a process
+        forked from the one that started it, it only logs that and returns True: the
+        threads and connections are the parent's.
         """
+        if self._forked():  # the parent's threads and sockets: not this process's to stop
+            self._warn_forked()
+            return True
         now = self._clock.now
         deadline = None if timeout is None else now() + timeout
 
