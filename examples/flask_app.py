@@ -29,9 +29,17 @@ and in a third::
     curl -i http://127.0.0.1:5000/healthz
 
 It serves Flask's development server (``--port 0``: a free port, printed); it stops on
-Ctrl-C or after ``--run-for`` seconds. Under a production WSGI server, call
-``create_app()`` in each worker process that should watch (every process that calls it
-runs its own controller: one worker, or a separate ``faro`` process, is usually right).
+Ctrl-C or after ``--run-for`` seconds.
+
+Under gunicorn (``pip install gunicorn``), ``wsgi()`` is the app factory; gunicorn calls it
+in each worker, after the fork, so every worker runs a controller of its own::
+
+    KUBECONFIG=sim.kubeconfig gunicorn --chdir examples -w 2 -b 127.0.0.1:5000 'flask_app:wsgi()'
+
+Never with ``--preload``: the master would start the controller and the workers would get
+dead copies (docs/embedding.md, "Pre-fork servers"). SIGTERM to the master stops the workers,
+and each worker's controller stops at its exit. ``/events`` says which worker answered
+(``pid``).
 
 Django: start the controller in your app's ``AppConfig.ready()``, once per process::
 
@@ -53,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import os
 import signal
 import sys
 import threading
@@ -125,7 +134,8 @@ def create_app(client: KubernetesClient, config: Config, max_events: int = 100) 
     @app.get("/events")
     def events() -> ResponseReturnValue:
         limit = request.args.get("limit", default=max_events, type=int)
-        return jsonify(events=recent.last(limit if limit is not None else max_events))
+        return jsonify(events=recent.last(limit if limit is not None else max_events),
+                       pid=os.getpid())
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
@@ -133,6 +143,18 @@ def create_app(client: KubernetesClient, config: Config, max_events: int = 100) 
         return jsonify(ready=ready), 200 if ready else 503
 
     return app
+
+
+def wsgi() -> Flask:
+    """The app for a pre-fork WSGI server (``gunicorn 'flask_app:wsgi()'``), one per worker.
+
+    The configuration is ``$FARO_CONFIG`` (default: the example's), the cluster the one faro
+    finds (in-cluster, ``$KUBECONFIG``, ``~/.kube/config``). Raises what :func:`load_config`,
+    :meth:`KubernetesClient.from_environment` and ``Controller.start`` raise: the worker
+    fails to boot, and gunicorn says why.
+    """
+    config = load_config(os.environ.get("FARO_CONFIG") or DEFAULT_CONFIG)
+    return create_app(KubernetesClient.from_environment(), config)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,9 +20,11 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,7 +36,7 @@ import pytest
 from kubernetes import config, dynamic
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
-from tests.integration.kube import eventually, target_kubeconfig, unique
+from tests.integration.kube import LineReader, eventually, target_kubeconfig, unique
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CONFIGS = EXAMPLES / "configs"
@@ -569,6 +571,138 @@ def test_flask_app_lists_recent_events_and_stops_on_sigint(
     example.process.send_signal(signal.SIGINT)
     assert example.finish() == 0, example.describe()
     assert example.output()[-2:] == ["-- SIGINT: stopping --", "-- stopped --"]
+
+
+@pytest.mark.cluster
+def test_flask_app_under_gunicorn_runs_a_controller_in_each_worker(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """gunicorn forks its workers, then each one calls ``wsgi()``: every worker has a
+    controller of its own that sees the cluster's changes, and SIGTERM to the master ends
+    them all (their controllers stop at the workers' exit)."""
+    pytest.importorskip("flask")
+    pytest.importorskip("gunicorn")
+    web = unique("web")
+    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig_path, "PYTHONUNBUFFERED": "1",
+           "FARO_CONFIG": str(CONFIGS / "namespace-centric.yaml"),
+           "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parent),
+                                          *filter(None, [os.environ.get("PYTHONPATH")])])}
+    server = LineReader([sys.executable, "-m", "gunicorn", "--chdir", str(EXAMPLES), "-w", "2",
+                         "-b", "127.0.0.1:0", "--graceful-timeout", "20", "flask_app:wsgi()"],
+                        env=env, cwd=tmp_path, merge_stderr=True)
+    try:
+        line = server.wait_for(lambda text: "Listening at: http://127.0.0.1:" in text)
+        base = line.split("Listening at: ")[1].split()[0]
+        booted = {int(text.rsplit(" ", 1)[1]) for text in
+                  [server.wait_for(lambda text: "Booting worker with pid" in text)
+                   for _ in range(2)]}
+        cluster.create(configmap(web))
+        seen: dict[int, bool] = {}
+
+        def both_workers_list_it() -> bool:
+            status, body = get_json(f"{base}/events")
+            assert status == 200
+            seen[body["pid"]] = seen.get(body["pid"], False) or any(
+                e["name"] == web for e in body["events"])
+            return len(seen) == 2 and all(seen.values())
+
+        wait_for(both_workers_list_it, "both workers listing the new ConfigMap")
+        assert set(seen) == booted  # the two workers, each with its own controller
+        server.process.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        rest = server.rest(timeout=DEADLINE)
+        assert server.process.returncode == 0, rest
+        assert time.monotonic() - began < 10, rest
+        # No worker left behind (the master reaps them before it exits).
+        assert not [pid for pid in booted if Path(f"/proc/{pid}").exists()]
+        assert not any("Traceback" in text for text in server.seen + rest), rest
+    finally:
+        server.close()
+
+
+# ------------------------------------------------------------------------------ django_app
+
+DJANGO_APP = EXAMPLES / "django_app"
+
+
+def django_env(cluster: Cluster) -> dict[str, str]:
+    return {**os.environ, "KUBECONFIG": cluster.kubeconfig_path, "PYTHONUNBUFFERED": "1",
+            "FARO_CONFIG": str(CONFIGS / "namespace-centric.yaml"),
+            "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parent),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.cluster
+def test_django_app_under_runserver_starts_one_controller_despite_the_autoreloader(
+        cluster: Cluster, tmp_path: Path) -> None:
+    pytest.importorskip("django")
+    web = unique("web")
+    port = free_port()
+    server = LineReader([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
+                        env=django_env(cluster), cwd=DJANGO_APP, merge_stderr=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        server.wait_for(lambda text: f"Starting development server at {base}/" in text)
+        wait_for(lambda: get_json(f"{base}/readyz")[0] == 200, "/readyz to answer 200")
+        cluster.create(configmap(web))
+        wait_for(lambda: any(e["name"] == web for e in get_json(f"{base}/events")[1]["events"]),
+                 "the new ConfigMap in /events")
+        # ready() ran in the autoreloader's parent too: only the serving child started one.
+        started = [text for text in server.seen if "faro controller started in process" in text]
+        assert len(started) == 1, server.seen
+        child = get_json(f"{base}/events")[1]["pid"]
+        assert started[0].endswith(str(child))
+        server.process.send_signal(signal.SIGTERM)
+        server.rest(timeout=DEADLINE)
+        # The serving child ends with the autoreloader: no process left behind.
+        wait_for(lambda: not Path(f"/proc/{child}").exists(), "the serving child's exit",
+                 timeout=10)
+        assert not any("Traceback" in text for text in server.seen), server.seen
+    finally:
+        server.close()
+
+
+@pytest.mark.cluster
+def test_django_app_under_gunicorn_runs_a_controller_in_each_worker(
+        cluster: Cluster, tmp_path: Path) -> None:
+    pytest.importorskip("django")
+    pytest.importorskip("gunicorn")
+    web = unique("web")
+    server = LineReader([sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0",
+                         "--graceful-timeout", "20", "faroproject.wsgi"],
+                        env=django_env(cluster), cwd=DJANGO_APP, merge_stderr=True)
+    try:
+        line = server.wait_for(lambda text: "Listening at: http://127.0.0.1:" in text)
+        base = line.split("Listening at: ")[1].split()[0]
+        booted = {int(text.rsplit(" ", 1)[1]) for text in
+                  [server.wait_for(lambda text: "Booting worker with pid" in text)
+                   for _ in range(2)]}
+        cluster.create(configmap(web))
+        seen: dict[int, bool] = {}
+
+        def both_workers_list_it() -> bool:
+            status, body = get_json(f"{base}/events")
+            assert status == 200
+            seen[body["pid"]] = seen.get(body["pid"], False) or any(
+                e["name"] == web for e in body["events"])
+            return len(seen) == 2 and all(seen.values())
+
+        wait_for(both_workers_list_it, "both workers listing the new ConfigMap")
+        assert set(seen) == booted
+        server.process.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        rest = server.rest(timeout=DEADLINE)
+        assert server.process.returncode == 0, rest
+        assert time.monotonic() - began < 10, rest
+        assert not [pid for pid in booted if Path(f"/proc/{pid}").exists()]
+        assert not any("Traceback" in text for text in server.seen + rest), rest
+    finally:
+        server.close()
 
 
 def test_flask_app_says_when_flask_is_missing() -> None:
