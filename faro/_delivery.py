@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from faro._names import KubeObject, object_key
+from faro._names import KubeObject, object_key, version_before
 from faro._pending import PendingBound, Producer
 from faro.cache.store import Stored, decode
 from faro.clock import Clock, ClockEvent, RealClock
@@ -768,7 +768,7 @@ class StreamHandler:
         checkpoint ``delivered`` (any thread)."""
         with self._tombstones_lock:
             for key in [key for key, (version, _) in self._tombstones.items()
-                        if not _newer(version, delivered)]:
+                        if not version_before(delivered, version)]:
                 del self._tombstones[key]
 
     def report_tombstones(self, delivered: str | None) -> int:
@@ -782,7 +782,7 @@ class StreamHandler:
             return 0
         reported = 0
         for version, obj in tombstones.values():
-            if _newer(version, delivered):
+            if version_before(delivered, version):
                 self._emit(EventType.DELETED, obj, None, False, False)
                 reported += 1
         self.flush()
@@ -845,14 +845,6 @@ class StreamHandler:
                                  final_state_unknown)
             size = 0 if self._producer is None else _json_size(obj)
         self._batch.append((event, size))
-
-
-def _newer(version: str, than: str) -> bool:
-    """Whether resourceVersion ``version`` may be newer than ``than`` (compared as integers
-    when both are, as etcd's are; otherwise True: keep what cannot be told apart)."""
-    if version.isdigit() and than.isdigit():
-        return int(version) > int(than)
-    return True
 
 
 def _json_size(obj: KubeObject) -> int:

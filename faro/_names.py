@@ -40,6 +40,7 @@ __all__ = [
     "label_key_errors",
     "label_value_errors",
     "object_key",
+    "version_before",
 ]
 
 KubeObject = dict[str, Any]
@@ -190,3 +191,15 @@ def key_of(obj: Mapping[str, Any]) -> str:
     """
     metadata = obj["metadata"]
     return object_key(metadata.get("namespace"), metadata["name"])
+
+
+def version_before(version: str, than: str) -> bool:
+    """Whether resourceVersion ``version`` may come before ``than``.
+
+    resourceVersions are opaque to clients, but etcd's (and so every kube-apiserver's) are
+    integers: compared as such when both are; otherwise True (what cannot be told apart is
+    treated as possibly older: watched again, kept).
+    """
+    if version.isdigit() and than.isdigit():
+        return int(version) < int(than)
+    return True

@@ -84,7 +84,7 @@ from typing import Any, Protocol
 import orjson
 import tenacity
 
-from faro._names import KubeObject, key_of, object_key
+from faro._names import KubeObject, key_of, object_key, version_before
 from faro.cache._decode import Undecodable, describe_raw, too_deep
 from faro.cache._stream import LineStream
 from faro.cache.backoff import Backoff
@@ -527,7 +527,7 @@ class Reflector:
         with self._counter_lock:
             rewind = self._rewind_to
         if rewind is not None:
-            if _older(rewind, self._last_rv):
+            if version_before(rewind, self._last_rv):
                 logger.info("informer %s: watching again from resourceVersion %s (was at %s)",
                             self.name, rewind, self._last_rv)
                 with self._lock:
@@ -706,7 +706,7 @@ class Reflector:
                             self._put(key, obj, False, True)
                         if rv and isinstance(rv, str):
                             if self._replay_until is not None and \
-                                    not _older(rv, self._replay_until):
+                                    not version_before(rv, self._replay_until):
                                 self._replay_until = None  # past where the rewind began
                             # An empty or missing one never becomes the version to watch
                             # from: a watch without one replays every object as ADDED.
@@ -748,14 +748,6 @@ class Reflector:
     def _count_decode_error(self) -> None:
         with self._counter_lock:
             self._decode_errors += 1
-
-
-def _older(version: str, than: str) -> bool:
-    """Whether resourceVersion ``version`` may come before ``than`` (the versions are
-    opaque, but etcd's are integers: compared as such when both are; otherwise True)."""
-    if version.isdigit() and than.isdigit():
-        return int(version) < int(than)
-    return True
 
 
 def _object_name(obj: KubeObject) -> str:
