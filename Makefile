@@ -77,8 +77,9 @@ bench: install ## Run the benchmarks (options: BENCH_ARGS=...)
 
 check: lint typecheck test ## Lint, type-check and test
 
+# A stale faro.egg-info/SOURCES.txt would put files MANIFEST.in no longer names into the sdist.
 dist: install ## Build the sdist and wheel into dist/ (python -m build) and check them with twine
-	rm -rf dist
+	rm -rf dist build faro.egg-info
 	$(VENV_PY) -m build --outdir dist .
 	$(VENV_PY) -m twine check --strict dist/*
 
