@@ -19,7 +19,7 @@ GO_MODULES := $(patsubst %/go.mod,%,$(wildcard tests/cluster/go.mod benchmarks/*
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast test-sim test-real lint lint-go typecheck bench check clean \
-	cluster-build cluster-up cluster-down
+	cluster-build cluster-up cluster-down dist dist-check
 
 help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=python3] [PYTEST_ARGS=...] [BENCH_ARGS=...]"
@@ -76,6 +76,27 @@ bench: install ## Run the benchmarks (options: BENCH_ARGS=...)
 	$(VENV_PY) benchmarks/run.py $(BENCH_ARGS)
 
 check: lint typecheck test ## Lint, type-check and test
+
+# A stale faro.egg-info/SOURCES.txt would put files MANIFEST.in no longer names into the sdist.
+dist: install ## Build the sdist and wheel into dist/ (python -m build) and check them with twine
+	rm -rf dist build faro.egg-info
+	$(VENV_PY) -m build --outdir dist .
+	$(VENV_PY) -m twine check --strict dist/*
+
+# The wheel as a user gets it: installed (with its dependencies, no extras) into a new virtual
+# environment, not editable, and run from an empty directory so that nothing of the repository
+# is importable; faro must come from that environment's site-packages.
+dist-check: dist ## Install the built wheel into a fresh venv and run faro --version and faro demo
+	@set -eu; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	wheel=$$(cd dist && echo "$$PWD"/*.whl); \
+	echo "dist-check: installing $$(basename "$$wheel") into a new virtual environment"; \
+	$(VENV_PY) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet "$$wheel"; \
+	cd "$$tmp"; unset PYTHONPATH; \
+	"$$tmp/venv/bin/python" -c 'import faro, sys; sys.exit(0 if faro.__file__.startswith(sys.prefix) else "faro imported from " + faro.__file__)'; \
+	"$$tmp/venv/bin/faro" --version; \
+	"$$tmp/venv/bin/faro" demo --output-dir "$$tmp/demo-output" --timeout 30; \
+	echo "dist-check: the installed wheel ran faro --version and faro demo"
 
 cluster-build: ## Build etcd, kube-apiserver and kube-controller-manager into .cluster/bin (needs Go)
 	tests/cluster/build.sh
