@@ -12,13 +12,15 @@ DEMO_ARGS ?=
 VENV_PY := $(VENV)/bin/python
 # Written after a successful install; re-made whenever pyproject.toml changes.
 STAMP := $(VENV)/.faro-installed
+# Written once the docs extra (the site's tools) is installed too.
+DOCS_STAMP := $(VENV)/.faro-docs-installed
 # Only the folders that exist: ruff stops on a path that is missing.
 LINT_PATHS := $(wildcard faro tests benchmarks examples)
 # The Go modules: the real control plane's build and the client-go benchmark anchor.
 GO_MODULES := $(patsubst %/go.mod,%,$(wildcard tests/cluster/go.mod benchmarks/*/go.mod))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-sim test-real lint lint-go typecheck bench check clean \
+.PHONY: help install demo docs test test-fast test-sim test-real lint lint-go typecheck bench check clean \
 	cluster-build cluster-up cluster-down dist dist-check
 
 help: ## List the targets
@@ -34,6 +36,13 @@ $(STAMP): pyproject.toml
 		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
 	}
 	$(VENV_PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+docs: $(DOCS_STAMP) ## Build the documentation site into site/ (mkdocs build --strict: any warning fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+$(DOCS_STAMP): $(STAMP)
+	$(VENV_PY) -m pip install --quiet -e '.[dev,docs]'
 	@touch $@
 
 demo: install ## Run faro against the built-in simulated cluster (faro demo; DEMO_ARGS=...)
@@ -108,5 +117,5 @@ cluster-down: ## Stop the control plane cluster-up started and remove its data
 	$(PYTHON) tests/cluster/cluster.py down
 
 clean: ## Remove .venv, build artefacts, caches and output/
-	rm -rf $(VENV) build dist .eggs *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .tox output faro-demo-output
+	rm -rf $(VENV) build dist .eggs *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .tox output faro-demo-output site
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -26,6 +26,7 @@ from faro.leaderelection import LeaderElectionConfig
 from faro.logs import setup_logging
 
 __version__ = "0.1.0"
+"""The installed version, as ``faro --version`` prints it."""
 
 __all__ = [
     "ApiStatusError",

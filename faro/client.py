@@ -61,6 +61,8 @@ class KubernetesClient:
                  reload: Callable[[], None] | None = None, clock: Clock | None = None) -> None:
         self._api_client = api_client
         self.source = source
+        """Where the configuration came from (``"in-cluster service account"``, ``"kubeconfig
+        ~/.kube/config (context kind)"``...), for logs and messages."""
         self._reload = reload
         self._clock: Clock = clock if clock is not None else RealClock()
         self._lock = threading.Lock()

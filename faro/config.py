@@ -89,8 +89,11 @@ class ConfigError(FaroError, ValueError):
     def __init__(self, source: str, path: str, problem: str,
                  more: Iterable[ConfigError] = ()) -> None:
         self.source = source
+        """Where the configuration came from: a file name, ``"<dict>"`` or ``"<string>"``."""
         self.path = path
+        """The YAML path of the offending value, or ``""`` for the whole document."""
         self.problem = problem
+        """What is wrong with the value at ``path``."""
         others = tuple(single for error in more for single in _singles(error))
         self.errors = (self, *others)
         lines = [_error_line(source, path, problem)]
@@ -265,11 +268,19 @@ class ResourceConfig:
     """
 
     gvr: str
+    """The resource, as ``group/version/resource`` (``v1/pods`` for the core group)."""
     scope: str | None = None
+    """``"Namespaced"``, ``"Cluster"`` or None (unknown: the controller asks the API server)."""
     namespace_names: tuple[str, ...] = ()
+    """Namespaces, each an exact name or a full-match regular expression; empty: every
+    namespace (or a cluster-scoped resource)."""
     name_selector: str | None = None
+    """The objects' name: an exact name (filtered by the server) or a full-match regular
+    expression."""
     label_selector: str | None = None
+    """A Kubernetes label selector, applied by the server."""
     field_selector: str | None = None
+    """A Kubernetes field selector, applied by the server."""
 
     def __post_init__(self) -> None:
         if isinstance(self.namespace_names, list):
@@ -376,19 +387,34 @@ class Config:
     """
 
     output_dir: str = "./output"
+    """Directory for log files and the JSON event files."""
     log_level: str = "info"
+    """``debug``, ``info``, ``warning``, ``error`` or ``fatal`` (stored in lower case)."""
     auto_shutdown_sec: float = 0
+    """Stop after this many seconds of running; 0 runs until stopped."""
     json_export: bool = False
+    """Write every matched event as one JSON line (docs/export.md)."""
     workers: int = 3
+    """Worker threads that call the event handlers (1 to 1024)."""
     max_retries: int = 5
+    """Retries of a failing handler for one event before that event is given up for it."""
     unhealthy_after_sec: float = 60
+    """Readiness turns false once an informer has been unhealthy this long."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """The Prometheus endpoint and health probes (``metrics:``)."""
     export: ExportConfig = field(default_factory=ExportConfig)
+    """How the JSON events are written: file rotation, or standard output (``export:``)."""
     pending: PendingConfig = field(default_factory=PendingConfig)
+    """The bound on events received and not yet delivered (``pending:``)."""
     shard: ShardConfig = field(default_factory=ShardConfig)
+    """Which share of the objects this process watches (``shard:``)."""
     namespaces: tuple[NamespaceConfig, ...] = ()
+    """The namespace-centric entries (``namespaces:``), in file order."""
     resources: tuple[ResourceConfig, ...] = ()
+    """The resource-centric entries (``resources:``), in file order."""
     source: str = field(default="<dict>", compare=False)
+    """Where the settings came from (a file name, ``"<dict>"``, ``"<string>"``), named in
+    errors; ignored by ``==``."""
     normalized: tuple[NormalizedConfig, ...] = field(default=(), init=False, repr=False,
                                                      compare=False)
     """Every entry's :class:`NormalizedConfig`, in file order: namespaces first, then

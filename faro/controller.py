@@ -160,9 +160,14 @@ class Controller:
         self._clock: Clock = clock if clock is not None else RealClock()
         self.client = client if isinstance(client, KubernetesClient) else \
             KubernetesClient(client, clock=self._clock)
+        """The :class:`~faro.client.KubernetesClient` it talks through (``client`` wrapped when
+        an ``ApiClient`` was given)."""
         self.config = config
+        """The :class:`~faro.config.Config` the controller was made with."""
         self.name = name
+        """Names the controller's threads, log lines and metrics' ``controller`` label."""
         self.metrics = metrics if metrics is not None else ControllerMetrics()
+        """The Prometheus metrics it records (its own registry unless one was given)."""
         self._lock = threading.RLock()  # state below; reconcile holds it while it works
         self._entries = Entries(config.normalized)
         self._warned: set[NormalizedConfig] = set()  # plan warnings logged

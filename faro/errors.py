@@ -30,11 +30,17 @@ class ApiStatusError(FaroError):
                  causes: tuple[str, ...] = (), retry_after: float | None = None,
                  request: str = "") -> None:
         self.status = status
+        """The HTTP status, or the ``code`` of an in-stream ERROR event."""
         self.reason = reason
+        """The Status object's machine-readable reason (``Expired``, ``NotFound``...), or ""."""
         self.message = message
+        """The Status object's message, or ""."""
         self.causes = causes
+        """The reasons listed in the Status object's ``details.causes``."""
         self.retry_after = retry_after
+        """Seconds the server asked the client to wait (``Retry-After``), or None."""
         self.request = request
+        """The request that failed (``"GET /api/v1/pods"``), or ""; it ends the message."""
         text = f"HTTP {status}"
         if reason:
             text += f" {reason}"

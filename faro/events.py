@@ -32,8 +32,11 @@ class EventType(str, Enum):
     """The kind of change; compares equal to its name (``event.event_type == "ADDED"``)."""
 
     ADDED = "ADDED"
+    """The object was created, or existed when its informer listed it (``is_initial``)."""
     UPDATED = "UPDATED"
+    """The object changed; ``old_object`` has its state before."""
     DELETED = "DELETED"
+    """The object was deleted; ``object`` has its last known state."""
 
     def __str__(self) -> str:
         return self.value
@@ -61,14 +64,24 @@ class MatchedEvent:
     """
 
     event_type: EventType
+    """ADDED, UPDATED or DELETED."""
     object: Mapping[str, Any]
+    """The object as the change left it (DELETED: its last known state); shared, read-only."""
     gvr: str
+    """The resource as configuration writes it (``apps/v1/deployments``)."""
     key: str
+    """The object's ``namespace/name`` (``name`` when cluster-scoped)."""
     config: NormalizedConfig
+    """The configuration entry that matched."""
     timestamp: datetime
+    """When faro observed the change (UTC)."""
     old_object: Mapping[str, Any] | None = None
+    """UPDATED: the object's state before the change (None otherwise); shared, read-only."""
     is_initial: bool = False
+    """An ADDED of an object that existed before its informer started."""
     final_state_unknown: bool = False
+    """The change was inferred, not watched (a relist found the object gone or changed):
+    ``object`` may be older than the object's final state."""
 
     @property
     def _metadata(self) -> Mapping[str, Any]:
@@ -215,7 +228,8 @@ class EventHandler(Protocol):
     same object wait meanwhile. A plain callable ``fn(event)`` works too.
     """
 
-    def on_matched(self, event: MatchedEvent) -> None: ...
+    def on_matched(self, event: MatchedEvent) -> None:
+        """Handle one event, on a worker thread; raise to have it offered again later."""
 
 
 @runtime_checkable
@@ -230,7 +244,8 @@ class JSONMiddleware(Protocol):
     ``fn(event) -> (obj, keep)`` works too.
     """
 
-    def process_before_json(self, event: MatchedEvent) -> tuple[Mapping[str, Any], bool]: ...
+    def process_before_json(self, event: MatchedEvent) -> tuple[Mapping[str, Any], bool]:
+        """Return ``(obj, keep)``: ``obj`` replaces the event's object, ``keep=False`` drops it."""
 
 
 HandlerFunc = Callable[[MatchedEvent], object]

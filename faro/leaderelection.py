@@ -93,11 +93,17 @@ class LeaderElectionConfig:
     """
 
     namespace: str
+    """The namespace of the Lease."""
     name: str
+    """The name of the Lease."""
     identity: str = dataclasses.field(default_factory=default_identity)
+    """This replica in the Lease's ``holderIdentity``: ``$POD_NAME``, else ``<hostname>_<pid>``."""
     lease_duration: float = 15.0
+    """How long a standby waits after the last renewal it saw before it takes the Lease."""
     renew_deadline: float = 10.0
+    """How long a leader keeps trying to renew before it stops leading."""
     retry_period: float = 2.0
+    """How often the Lease is tried (renewed or acquired), before jitter."""
 
     def __post_init__(self) -> None:
         for field in ("namespace", "name", "identity"):

@@ -125,7 +125,7 @@ def test_the_wheel_declares_the_faro_command_and_its_metadata(artefacts: Artefac
 def test_the_sdist_carries_the_tests_docs_examples_and_changelog(artefacts: Artefacts) -> None:
     for name in ("README.md", "LICENSE", "CHANGELOG.md", "pyproject.toml", "setup.cfg",
                  "MANIFEST.in", "Makefile", "faro/py.typed", "tests/conftest.py",
-                 "docs/api.md", "examples/README.md"):
+                 "docs/api.md", "examples/README.md", "mkdocs.yml"):
         assert name in artefacts.sdist_names, name
     expected = (_source_files("faro") | _source_files("tests") | _source_files("docs")
                 | _source_files("examples") | _source_files("deploy"))
