@@ -165,7 +165,7 @@ class Controller:
         self.config = config
         """The :class:`~faro.config.Config` the controller was made with."""
         self.name = name
-        """Names the controller's threads, log lines and metrics' ``controller`` label."""
+        """Names the controller's threads, work queues and log lines."""
         self.metrics = metrics if metrics is not None else ControllerMetrics()
         """The Prometheus metrics it records (its own registry unless one was given)."""
         self._lock = threading.RLock()  # state below; reconcile holds it while it works
