@@ -573,22 +573,23 @@ def test_flask_app_lists_recent_events_and_stops_on_sigint(
     assert example.output()[-2:] == ["-- SIGINT: stopping --", "-- stopped --"]
 
 
-@pytest.mark.cluster
-def test_flask_app_under_gunicorn_runs_a_controller_in_each_worker(
-        cluster: Cluster, tmp_path: Path) -> None:
-    """gunicorn forks its workers, then each one calls ``wsgi()``: every worker has a
-    controller of its own that sees the cluster's changes, and SIGTERM to the master ends
-    them all (their controllers stop at the workers' exit)."""
-    pytest.importorskip("flask")
-    pytest.importorskip("gunicorn")
+def example_env(cluster: Cluster) -> dict[str, str]:
+    """The environment a served example runs in: the cluster under test, the namespace-centric
+    configuration, faro from this checkout."""
+    return {**os.environ, "KUBECONFIG": cluster.kubeconfig_path, "PYTHONUNBUFFERED": "1",
+            "FARO_CONFIG": str(CONFIGS / "namespace-centric.yaml"),
+            "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parent),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def each_gunicorn_worker_sees_a_new_object(cluster: Cluster, cwd: Path, *args: str) -> None:
+    """Run ``gunicorn -w 2 ARGS``: every worker, each with a controller of its own, must list
+    an object created through the API in ``/events`` (which names the worker's pid); SIGTERM
+    to the master then ends every process within seconds, cleanly."""
     web = unique("web")
-    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig_path, "PYTHONUNBUFFERED": "1",
-           "FARO_CONFIG": str(CONFIGS / "namespace-centric.yaml"),
-           "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parent),
-                                          *filter(None, [os.environ.get("PYTHONPATH")])])}
-    server = LineReader([sys.executable, "-m", "gunicorn", "--chdir", str(EXAMPLES), "-w", "2",
-                         "-b", "127.0.0.1:0", "--graceful-timeout", "20", "flask_app:wsgi()"],
-                        env=env, cwd=tmp_path, merge_stderr=True)
+    server = LineReader([sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0",
+                         "--graceful-timeout", "20", *args],
+                        env=example_env(cluster), cwd=cwd, merge_stderr=True)
     try:
         line = server.wait_for(lambda text: "Listening at: http://127.0.0.1:" in text)
         base = line.split("Listening at: ")[1].split()[0]
@@ -619,16 +620,20 @@ def test_flask_app_under_gunicorn_runs_a_controller_in_each_worker(
         server.close()
 
 
+@pytest.mark.cluster
+def test_flask_app_under_gunicorn_runs_a_controller_in_each_worker(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """gunicorn forks its workers, then each one calls ``wsgi()``: every worker has a
+    controller of its own, and they all stop with the workers."""
+    pytest.importorskip("flask")
+    pytest.importorskip("gunicorn")
+    each_gunicorn_worker_sees_a_new_object(cluster, tmp_path, "--chdir", str(EXAMPLES),
+                                           "flask_app:wsgi()")
+
+
 # ------------------------------------------------------------------------------ django_app
 
 DJANGO_APP = EXAMPLES / "django_app"
-
-
-def django_env(cluster: Cluster) -> dict[str, str]:
-    return {**os.environ, "KUBECONFIG": cluster.kubeconfig_path, "PYTHONUNBUFFERED": "1",
-            "FARO_CONFIG": str(CONFIGS / "namespace-centric.yaml"),
-            "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parent),
-                                           *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def free_port() -> int:
@@ -644,7 +649,7 @@ def test_django_app_under_runserver_starts_one_controller_despite_the_autoreload
     web = unique("web")
     port = free_port()
     server = LineReader([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
-                        env=django_env(cluster), cwd=DJANGO_APP, merge_stderr=True)
+                        env=example_env(cluster), cwd=DJANGO_APP, merge_stderr=True)
     try:
         base = f"http://127.0.0.1:{port}"
         server.wait_for(lambda text: f"Starting development server at {base}/" in text)
@@ -669,40 +674,10 @@ def test_django_app_under_runserver_starts_one_controller_despite_the_autoreload
 
 @pytest.mark.cluster
 def test_django_app_under_gunicorn_runs_a_controller_in_each_worker(
-        cluster: Cluster, tmp_path: Path) -> None:
+        cluster: Cluster) -> None:
     pytest.importorskip("django")
     pytest.importorskip("gunicorn")
-    web = unique("web")
-    server = LineReader([sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0",
-                         "--graceful-timeout", "20", "faroproject.wsgi"],
-                        env=django_env(cluster), cwd=DJANGO_APP, merge_stderr=True)
-    try:
-        line = server.wait_for(lambda text: "Listening at: http://127.0.0.1:" in text)
-        base = line.split("Listening at: ")[1].split()[0]
-        booted = {int(text.rsplit(" ", 1)[1]) for text in
-                  [server.wait_for(lambda text: "Booting worker with pid" in text)
-                   for _ in range(2)]}
-        cluster.create(configmap(web))
-        seen: dict[int, bool] = {}
-
-        def both_workers_list_it() -> bool:
-            status, body = get_json(f"{base}/events")
-            assert status == 200
-            seen[body["pid"]] = seen.get(body["pid"], False) or any(
-                e["name"] == web for e in body["events"])
-            return len(seen) == 2 and all(seen.values())
-
-        wait_for(both_workers_list_it, "both workers listing the new ConfigMap")
-        assert set(seen) == booted
-        server.process.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        rest = server.rest(timeout=DEADLINE)
-        assert server.process.returncode == 0, rest
-        assert time.monotonic() - began < 10, rest
-        assert not [pid for pid in booted if Path(f"/proc/{pid}").exists()]
-        assert not any("Traceback" in text for text in server.seen + rest), rest
-    finally:
-        server.close()
+    each_gunicorn_worker_sees_a_new_object(cluster, DJANGO_APP, "faroproject.wsgi")
 
 
 def test_flask_app_says_when_flask_is_missing() -> None:

@@ -142,11 +142,7 @@ class SharedInformer:
         registered: ResourceEventHandler = handler if handler is not None else \
             ResourceEventHandlerFuncs(on_add, on_update, on_delete)
         with self._lock:
-            for obj in self._store.list():
-                self._call(registered.on_add, obj, True)
-            flush = getattr(registered, "flush", None)
-            if callable(flush):
-                self._fanout.call_flush(flush)
+            self.resend(registered)
             self._fanout.set_handlers((*self._fanout.handlers, registered))
         return registered
 
