@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from faro._names import KubeObject, object_key, version_before
+from faro._names import KubeObject, key_of, object_key, version_before
 from faro._pending import PendingBound, Producer
 from faro.cache.store import Stored, decode
 from faro.clock import Clock, ClockEvent, RealClock
@@ -756,12 +756,10 @@ class StreamHandler:
         """Keep a deletion seen while standing by: if this replica takes over from a
         checkpoint the server no longer has, the relist could not tell it (the object is
         gone from the cache and from the list)."""
-        metadata = obj.get("metadata") or {}
-        version = metadata.get("resourceVersion")
+        version = (obj.get("metadata") or {}).get("resourceVersion")
         if isinstance(version, str) and version:
-            key = object_key(metadata.get("namespace") or "", metadata.get("name") or "")
             with self._tombstones_lock:
-                self._tombstones[key] = (version, obj)
+                self._tombstones[key_of(obj)] = (version, obj)
 
     def prune_tombstones(self, delivered: str) -> None:
         """Forget the deletions the leader has delivered: those no newer than its
@@ -771,15 +769,12 @@ class StreamHandler:
                         if not version_before(delivered, version)]:
                 del self._tombstones[key]
 
-    def report_tombstones(self, delivered: str | None) -> int:
+    def report_tombstones(self, delivered: str) -> int:
         """Taking over (under the informer's lock): report the deletions seen while standing
-        by that are newer than the checkpoint ``delivered``, then forget every one (None: no
-        checkpoint, only forget: the whole cache is reported instead). Returns how many were
-        reported."""
+        by that are newer than the checkpoint ``delivered``, then forget every one. Returns
+        how many were reported."""
         with self._tombstones_lock:
             tombstones, self._tombstones = self._tombstones, {}
-        if delivered is None:
-            return 0
         reported = 0
         for version, obj in tombstones.values():
             if version_before(delivered, version):
@@ -787,6 +782,12 @@ class StreamHandler:
                 reported += 1
         self.flush()
         return reported
+
+    def forget_tombstones(self) -> None:
+        """Taking over without a checkpoint: forget the deletions seen while standing by (the
+        whole cache is reported instead)."""
+        with self._tombstones_lock:
+            self._tombstones = {}
 
     def on_resync(self, old: Stored, new: KubeObject) -> None:
         """An update known only as a final state (``final_state_unknown``): after a takeover

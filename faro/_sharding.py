@@ -23,9 +23,4 @@ def accepts(shard: ShardConfig) -> Callable[[str], bool] | None:
     index, count = shard.index, shard.count
     if count <= 1:
         return None
-    crc32 = zlib.crc32
-
-    def accept(key: str) -> bool:
-        return crc32(key.encode("utf-8")) % count == index
-
-    return accept
+    return lambda key: shard_of(key, count) == index

@@ -46,6 +46,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -714,14 +715,11 @@ class Controller:
             if version:
                 # Deletions seen while standing by first: the watch from the checkpoint
                 # reports them again, unless the server no longer has that version.
-                def report(handler: StreamHandler = handler, version: str = version) -> None:
-                    nonlocal deleted
-                    deleted += handler.report_tombstones(version)
-                informer.run_locked(report)
+                deleted += informer.run_locked(partial(handler.report_tombstones, version))
                 informer.rewind(version)
                 resumed += 1
             else:
-                handler.report_tombstones(None)  # only forgets them
+                handler.forget_tombstones()  # the whole cache is reported instead
                 informer.resend(handler)
         self._resumed = versions
         logger.info("controller %s: took over: %d informers resume from the checkpoint "
@@ -782,12 +780,8 @@ class Controller:
                 return
             try:
                 with self._lock:
-                    if self._state != "started":
-                        pass
-                    elif item == _TAKE_OVER:
-                        self._take_over()
-                    else:
-                        self._reconcile()
+                    if self._state == "started":
+                        self._take_over() if item == _TAKE_OVER else self._reconcile()
             except Exception:
                 logger.exception("controller %s: %s failed", self.name,
                                  "taking over" if item == _TAKE_OVER else "updating informers")

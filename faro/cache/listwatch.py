@@ -83,12 +83,8 @@ class Interrupter:
     def abort(self) -> None:
         """Interrupt the request in progress and every later one (any thread)."""
         with self._lock:
-            self._aborted = True
-            connection, response = self._connection, self._response
-        if connection is not None:
-            _shutdown(getattr(connection, "sock", None))
-        if response is not None:
-            abort_response(response)
+            self._aborted = True  # attach() and connected() refuse what comes after
+        self.cut()
 
     def cut(self) -> None:
         """Interrupt the request in progress only (any thread); later ones are sent."""

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes.client import ApiClient
 
@@ -27,6 +27,8 @@ from faro.cache.store import IndexFunc, Store, Stored, decode
 from faro.cache.transform import Transform, strip_managed_fields
 from faro.clock import Clock, RealClock, wait_for
 from faro.gvr import GroupVersionResource
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -158,11 +160,12 @@ class SharedInformer:
             if callable(flush):
                 self._fanout.call_flush(flush)
 
-    def run_locked(self, function: Callable[[], object]) -> None:
-        """Call ``function()`` on the calling thread under the informer's lock: no change is
-        reported to any handler meanwhile (a handler's own report, made in order)."""
+    def run_locked(self, function: Callable[[], T]) -> T:
+        """Call ``function()`` on the calling thread under the informer's lock and return what
+        it returns: no change is reported to any handler meanwhile (a handler's own report,
+        made in order)."""
         with self._lock:
-            function()
+            return function()
 
     def rewind(self, resource_version: str) -> None:
         """Watch again from ``resource_version``, reporting every change since (any thread).
